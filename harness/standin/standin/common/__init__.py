@@ -1,0 +1,1 @@
+"""Pieces every stand-in service shares: switches and service settings."""
