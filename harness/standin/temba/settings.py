@@ -1,0 +1,95 @@
+"""Settings of the stand-in RapidPro web, read from the environment as the real deployment does."""
+
+from __future__ import annotations
+
+import os
+
+from temba.dburl import parse_database_url
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name, "")
+    if not raw.strip():
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise SystemExit(f"{name}: expected an integer, got {raw!r}") from None
+
+
+def _env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name, "")
+    if not raw.strip():
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise SystemExit(f"{name}: expected a number, got {raw!r}") from None
+
+
+SECRET_KEY = os.environ.get("SECRET_KEY", "standin-not-secret")
+DEBUG = False
+ALLOWED_HOSTS = [h.strip() for h in os.environ.get("ALLOWED_HOSTS", "*").split(",") if h.strip()]
+
+INSTALLED_APPS = [
+    "django.contrib.contenttypes",
+    "django.contrib.auth",
+    "django.contrib.postgres",
+    "temba.orgs",
+    "temba.channels",
+    "temba.contacts",
+    "temba.msgs",
+    "temba.flows",
+    "temba.triggers",
+    "temba.api",
+]
+
+MIDDLEWARE = [
+    "django.middleware.common.CommonMiddleware",
+]
+
+ROOT_URLCONF = "temba.urls"
+WSGI_APPLICATION = "temba.wsgi.application"
+TEMPLATES: list[dict[str, object]] = []
+
+DATABASE_URL = os.environ.get("DATABASE_URL", "postgres://temba:temba@localhost:5432/temba")
+DATABASES = {
+    "default": {
+        **parse_database_url(DATABASE_URL),
+        # Short-lived persistent connections with a health check on reuse, so a Postgres failover
+        # behind the load balancer costs at most the requests already in flight on dead sockets.
+        "CONN_MAX_AGE": _env_int("CONN_MAX_AGE", 60),
+        "CONN_HEALTH_CHECKS": True,
+    }
+}
+DEFAULT_AUTO_FIELD = "django.db.models.AutoField"
+
+USE_TZ = True
+TIME_ZONE = "UTC"
+
+REDIS_URL = os.environ.get("REDIS_URL", "redis://localhost:6379/15")
+MAILROOM_URL = os.environ.get("MAILROOM_URL", "http://localhost:8090")
+ELASTICSEARCH_URL = os.environ.get("ELASTICSEARCH_URL", "http://localhost:9200")
+
+# API v2: page size and the per-org throttle. RapidPro's own rate is 2500/hour; the stand-in defaults
+# to a generous rate so that workloads reading the API are not throttled unless an experiment asks.
+API_PAGE_SIZE = _env_int("API_PAGE_SIZE", 250)
+API_THROTTLE_RATE = os.environ.get("API_THROTTLE_RATE", "100000/hour")
+
+# Celery: broker on the shared Redis (DB 15), one default queue, no result backend (as RapidPro).
+CELERY_BROKER_URL = REDIS_URL
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TIMEZONE = "UTC"
+# Periodic intervals in seconds; overridable so tests need not wait a day.
+FAIL_OLD_MESSAGES_INTERVAL = _env_float("FAIL_OLD_MESSAGES_INTERVAL", 24 * 3600.0)
+SQUASH_COUNTS_INTERVAL = _env_float("SQUASH_COUNTS_INTERVAL", 60.0)
+# How old an unsent outgoing message must be before fail_old_messages fails it (RapidPro: 7 days).
+FAIL_OLD_MESSAGES_AGE_DAYS = _env_float("FAIL_OLD_MESSAGES_AGE_DAYS", 7.0)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+}
