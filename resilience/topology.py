@@ -374,7 +374,7 @@ class _Parser:
             return "nothing (null)"
         if node.tag == _STR_TAG:
             return f"the string {node.value!r}"
-        return repr(node.value)
+        return str(node.value)  # a number or boolean, as written
 
     # -- structure ----------------------------------------------------------------------------------
     def mapping(
@@ -538,8 +538,9 @@ def parse_topology(text: str, path: Path | str, params: Mapping[str, Any] | None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         detail = ", ".join(p for p in (exc.context, exc.problem) if p)
+        hint = " (check the indentation of this line and the lines above it)" if "block" in detail else ""
         raise TopologyError.single(
-            file, f"YAML syntax error: {detail}; expected valid YAML", mark.line + 1 if mark else None
+            file, f"YAML syntax error: {detail}; expected valid YAML{hint}", mark.line + 1 if mark else None
         ) from None
     except yaml.YAMLError as exc:
         raise TopologyError.single(file, f"YAML error: {exc}; expected valid YAML") from None
@@ -560,7 +561,7 @@ def parse_topology(text: str, path: Path | str, params: Mapping[str, Any] | None
     else:
         version = parser.scalar(top["version"][1], "version", "1")
         if version is not FAILED and (version != 1 or isinstance(version, bool)):
-            parser.error(top["version"][1], f"unsupported version {top['version'][1].value!r}; expected 1")
+            parser.error(top["version"][1], f"unsupported version {top['version'][1].value}; expected 1")
 
     name = ""
     if "name" not in top:
@@ -844,7 +845,8 @@ def _parse_ports(parser: _Parser, node: Node, what: str) -> tuple[Port, ...] | _
         if value is FAILED:
             failed = True
         elif port is None or not 1 <= port.number <= 65535:
-            parser.error(item, f'bad port {parser.kind_of(item)} in {what}; expected 1..65535, "N/tcp" or "N/udp"')
+            shown = repr(value) if isinstance(value, str) else parser.kind_of(item)
+            parser.error(item, f'bad port {shown} in {what}; expected 1..65535, "N/tcp" or "N/udp"')
             failed = True
         elif port in ports:
             parser.error(item, f"port {port} is listed twice in {what}; expected each port once")
@@ -1031,10 +1033,12 @@ def _check_cross_references(
     declared = [name for name in entries if _SERVICE_NAME.fullmatch(name)]
     for (service, target), node in depends_lines.items():
         if target not in entries:
+            others = [n for n in declared if n != service]
             parser.error(
                 node,
-                f"service {service!r} depends on unknown service {target!r}; expected one of: "
-                f"{', '.join(n for n in declared if n != service)}" + _did_you_mean(target, declared),
+                f"service {service!r} depends on unknown service {target!r}; expected "
+                + (f"one of: {', '.join(others)}" if others else "a service defined in this file (it has no other)")
+                + _did_you_mean(target, others),
             )
 
     # Node names double as network aliases beside service names, so `web-1` may not name a service while
