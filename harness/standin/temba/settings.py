@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 
 from temba.dburl import parse_database_url
 
@@ -35,6 +36,7 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.auth",
     "django.contrib.postgres",
+    "rest_framework",
     "temba.orgs",
     "temba.channels",
     "temba.contacts",
@@ -70,11 +72,26 @@ TIME_ZONE = "UTC"
 REDIS_URL = os.environ.get("REDIS_URL", "redis://localhost:6379/15")
 MAILROOM_URL = os.environ.get("MAILROOM_URL", "http://localhost:8090")
 ELASTICSEARCH_URL = os.environ.get("ELASTICSEARCH_URL", "http://localhost:9200")
+# Only the connect is bounded; a command on a connected socket waits as long as RapidPro's client does.
+REDIS_CONNECT_TIMEOUT = _env_float("REDIS_CONNECT_TIMEOUT", 5.0)
 
 # API v2: page size and the per-org throttle. RapidPro's own rate is 2500/hour; the stand-in defaults
 # to a generous rate so that workloads reading the API are not throttled unless an experiment asks.
 API_PAGE_SIZE = _env_int("API_PAGE_SIZE", 250)
 API_THROTTLE_RATE = os.environ.get("API_THROTTLE_RATE", "100000/hour")
+if not re.fullmatch(r"[1-9][0-9]*/(s|sec|second|m|min|minute|h|hour|d|day)", API_THROTTLE_RATE):
+    raise SystemExit(f"API_THROTTLE_RATE: expected <requests>/<second|minute|hour|day>, got {API_THROTTLE_RATE!r}")
+# RapidPro's scopes, each counted separately per org (their rates all default to API_THROTTLE_RATE).
+API_THROTTLE_SCOPES = ("v2", "v2.contacts", "v2.messages", "v2.runs")
+
+REST_FRAMEWORK = {
+    "DEFAULT_RENDERER_CLASSES": ("rest_framework.renderers.JSONRenderer",),
+    "DEFAULT_PARSER_CLASSES": ("rest_framework.parsers.JSONParser",),
+    "DEFAULT_THROTTLE_RATES": {scope: API_THROTTLE_RATE for scope in API_THROTTLE_SCOPES},
+    "DEFAULT_PAGINATION_CLASS": "temba.api.support.CreatedOnCursorPagination",
+    "PAGE_SIZE": API_PAGE_SIZE,
+    "EXCEPTION_HANDLER": "temba.api.support.temba_exception_handler",
+}
 
 # Celery: broker on the shared Redis (DB 15), one default queue, no result backend (as RapidPro).
 CELERY_BROKER_URL = REDIS_URL

@@ -33,9 +33,7 @@ class Migration(migrations.Migration):
                 ("modified_on", models.DateTimeField(default=django.utils.timezone.now)),
                 (
                     "org",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.PROTECT, related_name="flows", to="orgs.org"
-                    ),
+                    models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name="flows", to="orgs.org"),
                 ),
             ],
         ),
@@ -61,9 +59,7 @@ class Migration(migrations.Migration):
                 ),
                 (
                     "org",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.PROTECT, related_name="+", to="orgs.org"
-                    ),
+                    models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name="+", to="orgs.org"),
                 ),
             ],
         ),
@@ -99,9 +95,7 @@ class Migration(migrations.Migration):
                 ),
                 (
                     "org",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.PROTECT, related_name="+", to="orgs.org"
-                    ),
+                    models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name="+", to="orgs.org"),
                 ),
             ],
         ),
@@ -133,9 +127,7 @@ class Migration(migrations.Migration):
                 ),
                 (
                     "org",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.PROTECT, related_name="+", to="orgs.org"
-                    ),
+                    models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name="+", to="orgs.org"),
                 ),
                 (
                     "session",

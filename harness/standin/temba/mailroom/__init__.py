@@ -1,0 +1,1 @@
+"""What Django hands to mailroom: tasks pushed straight into mailroom's Redis queues."""
