@@ -1,0 +1,96 @@
+"""Courier's switches: its known v9 weak spots (defaults = real v9) and one planted bug."""
+
+from __future__ import annotations
+
+from standin.common.switches import Switch, Switches, load_switches
+
+SERVICE = "courier"
+
+DECLARED: list[Switch] = [
+    Switch(
+        "spool",
+        True,
+        "On a DB failure while writing an inbound message, write it to $COURIER_SPOOL_DIR/msgs and still "
+        "answer 200 (false: answer 400 and keep nothing).",
+        "Spool: if (2) or (3) fails, the message JSON is written to $COURIER_SPOOL_DIR/msgs/<unixnano>.json "
+        "and the caller still gets 200.",
+    ),
+    Switch(
+        "spool_dedup",
+        False,
+        "When flushing a spooled message, skip the insert if a row with its uuid exists (a fix v9 lacks).",
+        "No fsync, and no unique constraint on msgs_msg.uuid: a crash between insert and delete, or two "
+        "couriers sharing one spool, replays a duplicate row.",
+    ),
+    Switch(
+        "spool_flush_s",
+        30.0,
+        "Seconds between two passes of the spool flusher.",
+        "A flusher retries every 30 s and deletes the file on success.",
+    ),
+    Switch(
+        "spool_delete_delay_ms",
+        0,
+        "Test aid: pause between a flushed insert and the spool file's deletion, so a crash can be placed "
+        "in that window deterministically (v9 has the same window, microseconds long).",
+        "a crash between insert and delete ... replays a duplicate row.",
+    ),
+    Switch(
+        "status_batch_ms",
+        500,
+        "Longest time a status update waits in memory before the batch writer commits it.",
+        "Status callbacks ... written by a 500 ms batch writer; SIGKILL within ~500 ms after a send loses "
+        "the in-memory W status write.",
+    ),
+    Switch(
+        "channel_cache_s",
+        60,
+        "Seconds a channel looked up from the DB stays in the in-memory cache.",
+        "Every handler error is 400, including a failed channel lookup while Postgres is down and the 60 s "
+        "in-memory channel cache is cold.",
+    ),
+    Switch(
+        "seen_msgs_interval_s",
+        2,
+        "Interval of the `seen-msgs` de-dup hash (two intervals are kept: a repeat is caught for 1-2x this).",
+        "de-dup in Redis: key seen-msgs holds channel|urn -> last msg uuid + SHA1(text); a repeat within "
+        "2-4 s returns 200 with the first uuid and writes nothing.",
+    ),
+    Switch(
+        "sent_guard",
+        True,
+        "Check the msgs_sent_<date> sets before a send and skip ids already sent (false: send anyway).",
+        "Duplicate-send guard: Redis sets msgs_sent_<YYYY_MM_DD> (today and yesterday) of msg ids, added on "
+        "W/S, removed on E. An id already present -> status W, no send.",
+    ),
+    Switch(
+        "nonretryable_fails",
+        False,
+        "v9.2.x behaviour: a 4xx answer or a failed mt_response_check fails the message (F) at once; "
+        "v9.0.x (default, as the contract) marks every unsuccessful send E.",
+        "Any 2xx (plus the response check) -> status W; otherwise E.",
+    ),
+    Switch(
+        "send_timeout_s",
+        30.0,
+        "HTTP client timeout of a send.",
+        "Any 2xx (plus the response check) -> status W; otherwise E. Client timeout 30 s.",
+    ),
+    Switch(
+        "batch_requeue_s",
+        3.0,
+        "Delay before the rest of a multi-message batch popped from the queue becomes due again.",
+        "The rest of a multi-message batch is re-added ~3 s later (a flow's replies arrive ~3 s apart).",
+    ),
+    Switch(
+        "drop_after_ack",
+        0.0,
+        "PLANTED BUG: probability that an inbound message is answered 200 (with a msg uuid) but nothing is "
+        "written anywhere.",
+        "",
+    ),
+]
+
+
+def load(raw: str | None = None) -> Switches:
+    return load_switches(SERVICE, DECLARED, raw)
