@@ -1,0 +1,113 @@
+"""Inbound delivery: every MO courier acknowledged is in `msgs_msg` exactly once, and was handled."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from resilience.checks.matching import PENDING, InboundMatch, match_inbound
+from resilience.checks.model import view_of
+from resilience.checks.options import parse_options
+from resilience.checks.result import CheckResult, Examples, verdict
+from resilience.history import FAIL, INFO, OK, RecordedHistory
+from resilience.snapshot import Snapshot
+
+NAME = "inbound"
+MAX_LISTED = 1000  # op indexes listed per finding in details
+
+
+@dataclass(frozen=True)
+class InboundOptions:
+    allowed_duplicates: int = 0
+    """Extra rows (beyond one per MO) tolerated before the verdict is false."""
+    allowed_unhandled: int = 0
+    """MOs whose row is still P (pending) after quiescence tolerated before the verdict is false."""
+    failed_must_be_absent: bool = True
+    """A `fail` MO (courier answered 4xx/5xx) found in msgs_msg makes the verdict false."""
+
+
+def check(
+    history: RecordedHistory,
+    snapshot: Snapshot,
+    options: InboundOptions | dict[str, Any] | None = None,
+) -> CheckResult:
+    opts = parse_options(InboundOptions, options, NAME)
+    view = view_of(history)
+    matching = match_inbound(view, snapshot)
+    examples = Examples()
+    counts = dict.fromkeys(
+        (
+            "mos", "ok", "fail", "info", "ok_present", "lost", "duplicated", "duplicate_rows", "unhandled",
+            "info_present", "info_absent", "fail_absent", "recovered", "uuid_mismatch",
+        ),
+        0,
+    )  # fmt: skip
+    listed: dict[str, list[int]] = {"lost": [], "duplicated": [], "unhandled": [], "recovered": []}
+
+    def note(kind: str, match: InboundMatch) -> None:
+        if len(listed[kind]) < MAX_LISTED:
+            listed[kind].append(match.mo.index)
+        examples.add(kind, **_describe(match, view.seconds))
+
+    for match in matching.matches:
+        mo, rows = match.mo, match.rows
+        counts["mos"] += 1
+        counts[mo.outcome] += 1
+        if len(rows) > 1:
+            counts["duplicated"] += 1
+            counts["duplicate_rows"] += len(rows) - 1
+            note("duplicated", match)
+        if any(row.status == PENDING for row in rows):
+            counts["unhandled"] += 1
+            note("unhandled", match)
+        counts["uuid_mismatch"] += match.uuid_mismatch
+        if mo.outcome == OK:
+            if rows:
+                counts["ok_present"] += 1
+            else:
+                counts["lost"] += 1
+                note("lost", match)
+        elif mo.outcome == INFO:
+            counts["info_present" if rows else "info_absent"] += 1
+        elif mo.outcome == FAIL:
+            if rows:
+                counts["recovered"] += 1
+                note("recovered", match)
+            else:
+                counts["fail_absent"] += 1
+    counts["ambiguous_texts"] = matching.ambiguous_texts
+    counts["unclaimed_rows"] = len(matching.unclaimed_rows)
+
+    quiescent = snapshot.quiescent
+    # Rows never disappear, so duplicates and rejected-but-stored MOs are final even before quiescence;
+    # a missing or pending row may still be in a spool or a queue until then.
+    definite_false = counts["duplicate_rows"] > opts.allowed_duplicates or (
+        opts.failed_must_be_absent and counts["recovered"] > 0
+    )
+    settled_false = counts["lost"] > 0 or counts["unhandled"] > opts.allowed_unhandled
+    valid = verdict(
+        false_if=definite_false or (quiescent and settled_false),
+        unknown_if=counts["mos"] == 0 or counts["ok"] == 0 or (not quiescent and settled_false),
+    )
+    return CheckResult(
+        name=NAME,
+        valid=valid,
+        counts=counts,
+        examples=examples.items,
+        details={"quiescent": quiescent, **{f"{kind}_ops": ops for kind, ops in listed.items()}},
+    )
+
+
+def _describe(match: InboundMatch, seconds: Callable[[int], float]) -> dict[str, Any]:
+    mo = match.mo
+    return {
+        "op": mo.index,
+        "process": mo.process,
+        "outcome": mo.outcome,
+        "urn": mo.urn,
+        "text": mo.text,
+        "msg_uuid": mo.msg_uuid,
+        "invoked_s": round(seconds(mo.invoke_time), 3),
+        "rows": [{"id": r.id, "uuid": r.uuid, "status": r.status} for r in match.rows],
+    }
