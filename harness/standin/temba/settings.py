@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 import re
+from datetime import timedelta
+
+from celery.schedules import crontab
 
 from temba.dburl import parse_database_url
 
@@ -36,7 +39,6 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.auth",
     "django.contrib.postgres",
-    "rest_framework",
     "temba.orgs",
     "temba.channels",
     "temba.contacts",
@@ -98,9 +100,38 @@ CELERY_BROKER_URL = REDIS_URL
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = "UTC"
-# Periodic intervals in seconds; overridable so tests need not wait a day.
-FAIL_OLD_MESSAGES_INTERVAL = _env_float("FAIL_OLD_MESSAGES_INTERVAL", 24 * 3600.0)
-SQUASH_COUNTS_INTERVAL = _env_float("SQUASH_COUNTS_INTERVAL", 60.0)
+CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_timeout": 5}  # as RapidPro: a dead broker socket fails, not hangs
+CELERY_BEAT_SCHEDULE_FILENAME = os.environ.get("CELERY_BEAT_SCHEDULE_FILENAME", "/tmp/celerybeat-schedule")
+
+
+def _every(env_name: str, default: timedelta | crontab) -> timedelta | crontab:
+    """RapidPro's schedule, or every N seconds when the environment says so (tests cannot wait a day)."""
+    if not os.environ.get(env_name, "").strip():
+        return default
+    seconds = _env_float(env_name, 0.0)
+    if seconds <= 0:
+        raise SystemExit(f"{env_name}: expected a positive number of seconds, got {os.environ[env_name]!r}")
+    return timedelta(seconds=seconds)
+
+
+CELERY_BEAT_SCHEDULE = {
+    "fail-old-messages": {
+        "task": "fail_old_messages",
+        "schedule": _every("FAIL_OLD_MESSAGES_INTERVAL", crontab(hour=0, minute=0)),
+    },
+    "interrupt-flow-sessions": {
+        "task": "interrupt_flow_sessions",
+        "schedule": _every("INTERRUPT_FLOW_SESSIONS_INTERVAL", crontab(hour=23, minute=30)),
+    },
+    "squash-msg-counts": {
+        "task": "squash_msg_counts",
+        "schedule": _every("SQUASH_COUNTS_INTERVAL", timedelta(seconds=60)),
+    },
+    "check-elasticsearch-lag": {
+        "task": "check_elasticsearch_lag",
+        "schedule": _every("CHECK_ELASTICSEARCH_LAG_INTERVAL", timedelta(seconds=300)),
+    },
+}
 # How old an unsent outgoing message must be before fail_old_messages fails it (RapidPro: 7 days).
 FAIL_OLD_MESSAGES_AGE_DAYS = _env_float("FAIL_OLD_MESSAGES_AGE_DAYS", 7.0)
 
