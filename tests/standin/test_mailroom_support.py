@@ -1,0 +1,337 @@
+"""Shared helpers and fixtures for the mailroom, indexer and archiver stand-in tests (no tests here).
+
+They play the other parts: the web's schema (migrated with the Django stand-in), the org seed, and
+courier's side of the Redis contract (inbound message rows and events exactly as architecture.md
+lays them out), and they run the services as real processes so signals behave as in a container.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import psycopg
+import pytest
+import redis
+
+ROOT = Path(__file__).resolve().parents[2]
+STANDIN_SRC = ROOT / "harness" / "standin"
+SHARED_FLOWS = ROOT.parent / "shared" / "flows"
+FAVORITES = SHARED_FLOWS / "favorites_v13.json"
+REGISTRATION = ROOT / "fixtures" / "flows" / "registration.json"
+
+TABLES = (
+    "flows_flowrun",
+    "flows_flowsession",
+    "flows_flowstart",
+    "msgs_msg",
+    "triggers_trigger",
+    "flows_flow",
+    "contacts_contacturn",
+    "contacts_contact",
+    "channels_channel",
+    "orgs_org",
+)
+
+T = TypeVar("T")
+
+
+def wait_for(probe: Callable[[], T | None], timeout: float = 15.0, what: str = "condition") -> T:
+    """Poll `probe` until it returns something truthy; fail with `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.05)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def migrated_pg(pg_url: str) -> str:
+    """The test database with RapidPro's schema, migrated by the Django stand-in."""
+    env = {**os.environ, "DATABASE_URL": pg_url, "PYTHONPATH": str(STANDIN_SRC)}
+    done = subprocess.run(
+        [sys.executable, str(STANDIN_SRC / "manage.py"), "migrate", "--no-input"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    if done.returncode != 0:
+        pytest.fail(f"manage.py migrate failed:\n{done.stdout}\n{done.stderr}")
+    return pg_url
+
+
+@pytest.fixture()
+def db(migrated_pg: str) -> Iterator[psycopg.Connection[Any]]:
+    """An autocommit connection to an emptied database."""
+    with psycopg.connect(migrated_pg, autocommit=True) as conn:
+        conn.execute(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE")
+        yield conn
+
+
+@pytest.fixture()
+def rds(redis_url: str) -> Iterator[redis.Redis]:
+    """A Redis client on the test DB, flushed."""
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    client.flushdb()
+    yield client
+    client.close()
+
+
+@dataclass
+class Seed:
+    org_id: int
+    channel_id: int
+    channel_uuid: str
+    tps: int
+    flows: dict[str, int] = field(default_factory=dict)  # name -> id
+    flow_uuids: dict[str, str] = field(default_factory=dict)  # name -> uuid
+
+
+def seed_org(
+    conn: psycopg.Connection[Any],
+    exports: list[Path] | None = None,
+    keywords: dict[str, list[str]] | None = None,
+    tps: int = 10,
+) -> Seed:
+    """An org with an EX channel, the flows of `exports`, and keyword triggers {flow name: [keywords]}."""
+    org_id = conn.execute(
+        "INSERT INTO orgs_org (uuid, name, is_active, created_on) VALUES (%s, 'Test Org', true, now()) RETURNING id",
+        (str(uuid.uuid4()),),
+    ).fetchone()[0]  # type: ignore[index]
+    channel_uuid = str(uuid.uuid4())
+    channel_id = conn.execute(
+        "INSERT INTO channels_channel (uuid, org_id, channel_type, name, address, config, tps, is_active, "
+        "created_on) VALUES (%s, %s, 'EX', 'External', '+250788000000', '{}', %s, true, now()) RETURNING id",
+        (channel_uuid, org_id, tps),
+    ).fetchone()[0]  # type: ignore[index]
+    seed = Seed(org_id=org_id, channel_id=channel_id, channel_uuid=channel_uuid, tps=tps)
+    for path in exports or []:
+        export = json.loads(path.read_text())
+        for flow in export["flows"]:
+            flow_id = conn.execute(
+                "INSERT INTO flows_flow (uuid, org_id, name, flow_type, spec_version, definition, is_active, "
+                "created_on, modified_on) VALUES (%s, %s, %s, 'M', %s, %s, true, now(), now()) RETURNING id",
+                (flow["uuid"], org_id, flow["name"], flow.get("spec_version", "13.0.0"), json.dumps(flow)),
+            ).fetchone()[0]  # type: ignore[index]
+            seed.flows[flow["name"]] = flow_id
+            seed.flow_uuids[flow["name"]] = flow["uuid"]
+    for flow_name, words in (keywords or {}).items():
+        conn.execute(
+            "INSERT INTO triggers_trigger (org_id, trigger_type, keywords, match_type, flow_id, is_active) "
+            "VALUES (%s, 'K', %s, 'F', %s, true)",
+            (org_id, words, seed.flows[flow_name]),
+        )
+    return seed
+
+
+@dataclass(frozen=True)
+class Inbound:
+    msg_id: int
+    msg_uuid: str
+    contact_id: int
+    urn_id: int
+
+
+def receive(
+    conn: psycopg.Connection[Any],
+    rds: redis.Redis | None,
+    seed: Seed,
+    urn: str,
+    text: str,
+    created_on: datetime | None = None,
+) -> Inbound:
+    """What courier does on an EX receive: contact get-or-create, msg row P, then the Redis events.
+
+    With `rds` None the events are not pushed (a lost courier push: the message stays P).
+    """
+    scheme, path = urn.split(":", 1)
+    row = conn.execute(
+        "SELECT id, contact_id FROM contacts_contacturn WHERE org_id = %s AND identity = %s", (seed.org_id, urn)
+    ).fetchone()
+    new_contact = row is None
+    if row is None:
+        contact_id = conn.execute(
+            "INSERT INTO contacts_contact (uuid, org_id, fields, status, is_active, created_on, modified_on) "
+            "VALUES (%s, %s, '{}', 'A', true, now(), now()) RETURNING id",
+            (str(uuid.uuid4()), seed.org_id),
+        ).fetchone()[0]  # type: ignore[index]
+        urn_id = conn.execute(
+            "INSERT INTO contacts_contacturn (org_id, contact_id, identity, scheme, path, priority, channel_id) "
+            "VALUES (%s, %s, %s, %s, %s, 1000, %s) RETURNING id",
+            (seed.org_id, contact_id, urn, scheme, path, seed.channel_id),
+        ).fetchone()[0]  # type: ignore[index]
+    else:
+        urn_id, contact_id = row
+    msg_uuid = str(uuid.uuid4())
+    created = created_on or datetime.now(UTC)
+    msg_id = conn.execute(
+        "INSERT INTO msgs_msg (uuid, org_id, channel_id, contact_id, contact_urn_id, direction, status, msg_type, "
+        "visibility, text, error_count, created_on, modified_on) "
+        "VALUES (%s, %s, %s, %s, %s, 'I', 'P', 'T', 'V', %s, 0, %s, %s) RETURNING id",
+        (msg_uuid, seed.org_id, seed.channel_id, contact_id, urn_id, text, created, created),
+    ).fetchone()[0]  # type: ignore[index]
+    inbound = Inbound(msg_id=msg_id, msg_uuid=msg_uuid, contact_id=contact_id, urn_id=urn_id)
+    if rds is not None:
+        push_msg_event(rds, seed, inbound, urn, text, new_contact)
+    return inbound
+
+
+def push_msg_event(
+    rds: redis.Redis, seed: Seed, inbound: Inbound, urn: str, text: str, new_contact: bool = False
+) -> None:
+    now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    event = {
+        "type": "msg_event",
+        "org_id": seed.org_id,
+        "task": {
+            "contact_id": inbound.contact_id,
+            "org_id": seed.org_id,
+            "channel_id": seed.channel_id,
+            "msg_id": inbound.msg_id,
+            "msg_uuid": inbound.msg_uuid,
+            "msg_external_id": None,
+            "urn": urn,
+            "urn_id": inbound.urn_id,
+            "text": text,
+            "attachments": [],
+            "new_contact": new_contact,
+            "created_on": now,
+        },
+        "queued_on": now,
+    }
+    task = {
+        "type": "handle_contact_event",
+        "org_id": seed.org_id,
+        "task": {"contact_id": inbound.contact_id},
+        "queued_on": now,
+    }
+    with rds.pipeline(transaction=True) as pipe:
+        pipe.rpush(f"c:{seed.org_id}:{inbound.contact_id}", json.dumps(event))
+        pipe.zadd(f"handler:{seed.org_id}", {json.dumps(task): time.time() - 10_000_000})
+        pipe.zincrby("handler:active", 0, str(seed.org_id))
+        pipe.execute()
+
+
+def courier_batches(rds: redis.Redis, seed: Seed, priority: int) -> list[list[dict[str, Any]]]:
+    """The message batches waiting in courier's queue of the seed's channel, oldest first."""
+    key = f"msgs:{seed.channel_uuid}|{seed.tps}/{priority}"
+    return [json.loads(item) for item in rds.zrange(key, 0, -1)]
+
+
+def queued_texts(rds: redis.Redis, seed: Seed, priority: int) -> list[str]:
+    return [m["text"] for batch in courier_batches(rds, seed, priority) for m in batch]
+
+
+def outgoing(conn: psycopg.Connection[Any], contact_id: int | None = None) -> list[tuple[Any, ...]]:
+    """(id, text, status, high_priority, next_attempt) of outgoing messages, in creation order."""
+    where = "AND contact_id = %s" if contact_id is not None else ""
+    params = (contact_id,) if contact_id is not None else ()
+    return conn.execute(
+        f"SELECT id, text, status, high_priority, next_attempt FROM msgs_msg WHERE direction = 'O' {where} "
+        "ORDER BY id",
+        params,
+    ).fetchall()
+
+
+def msg_status(conn: psycopg.Connection[Any], msg_id: int) -> str:
+    return str(conn.execute("SELECT status FROM msgs_msg WHERE id = %s", (msg_id,)).fetchone()[0])  # type: ignore[index]
+
+
+class ServiceProcess:
+    """A stand-in service run as `python -m standin.<name>`, its output kept in a log file."""
+
+    def __init__(self, module: str, env: dict[str, str], log_path: Path) -> None:
+        self.module = module
+        self.log_path = log_path
+        self._log = log_path.open("w")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", module],
+            env={**os.environ, "PYTHONPATH": str(STANDIN_SRC), **env},
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            cwd=str(STANDIN_SRC),
+        )
+
+    def log(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text()
+
+    def wait_for_log(self, needle: str, timeout: float = 15.0) -> None:
+        wait_for(lambda: needle in self.log() or self._died(), timeout, f"{needle!r} in {self.module} log")
+        if needle not in self.log():
+            raise AssertionError(f"{self.module} exited ({self.proc.returncode}):\n{self.log()}")
+
+    def _died(self) -> bool:
+        return self.proc.poll() is not None
+
+    def terminate(self, timeout: float = 30.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        finally:
+            self.kill()
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+        self._log.close()
+
+
+class MailroomProcess(ServiceProcess):
+    def __init__(self, env: dict[str, str], log_path: Path, port: int) -> None:
+        super().__init__("standin.mailroom", env, log_path)
+        self.port = port
+
+    def health(self) -> dict[str, Any]:
+        return dict(httpx.get(f"http://127.0.0.1:{self.port}/mr/", timeout=5).json())
+
+
+def start_mailroom(
+    tmp_path: Path,
+    pg: str,
+    redis_url: str,
+    switches: dict[str, Any] | None = None,
+    extra_env: dict[str, str] | None = None,
+    name: str = "mailroom",
+) -> MailroomProcess:
+    port = free_port()
+    env = {
+        "MAILROOM_DB": pg,
+        "MAILROOM_REDIS": redis_url,
+        "MAILROOM_ELASTIC": "http://127.0.0.1:1",  # nothing listens: no search unless a test gives one
+        "MAILROOM_ADDRESS": "127.0.0.1",
+        "MAILROOM_PORT": str(port),
+        "MAILROOM_HANDLER_WORKERS": "4",
+        "MAILROOM_BATCH_WORKERS": "2",
+        "MAILROOM_DB_POOL_SIZE": "6",
+        "STANDIN_SWITCHES": json.dumps(switches or {}),
+        **(extra_env or {}),
+    }
+    proc = MailroomProcess(env, tmp_path / f"{name}.log", port)
+    proc.wait_for_log("mailroom started")
+    return proc
