@@ -305,7 +305,8 @@ _HTTP_KEYS = ("port", "path", "status", "contains")
 _SERVICE_NAME = re.compile(r"[a-z][a-z0-9-]*")
 _MAX_NAME = 40  # container names are rs-<run>-<node>; keep DNS labels well under 63
 _PARAM_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# Dots are allowed: the Elasticsearch image reads settings such as `discovery.seed_hosts` from its environment.
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
 _SWITCH_NAME = re.compile(r"[a-z_][a-z0-9_]*")
 _CAPABILITY = re.compile(r"[A-Z][A-Z0-9_]*")
 _VOLUME_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
@@ -794,7 +795,7 @@ def _parse_env(parser: _Parser, node: Node, what: str) -> dict[str, str] | _Fail
     failed = False
     for key, (key_node, value_node) in entries.items():
         if not _ENV_NAME.fullmatch(key):
-            parser.error(key_node, f"bad variable name {key!r} in {what}; expected [A-Za-z_][A-Za-z0-9_]*")
+            parser.error(key_node, f"bad variable name {key!r} in {what}; expected [A-Za-z_][A-Za-z0-9_.]*")
             failed = True
             continue
         value = parser.text(value_node, f"{key} in {what}", "a string, number or boolean")
