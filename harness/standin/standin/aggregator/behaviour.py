@@ -37,9 +37,7 @@ class Behaviour:
         known = {f.name: f for f in fields(self)}
         unknown = sorted(set(changes) - set(known))
         if unknown:
-            raise BehaviourError(
-                f"config: unknown setting {', '.join(unknown)}; known: {', '.join(sorted(known))}"
-            )
+            raise BehaviourError(f"config: unknown setting {', '.join(unknown)}; known: {', '.join(sorted(known))}")
         values: dict[str, Any] = {}
         for name, value in changes.items():
             expected = type(getattr(self, name))
@@ -66,6 +64,5 @@ class Behaviour:
                 raise BehaviourError(f"config: {name} must be 0 or more, got {getattr(self, name)}")
         if self.callback not in CALLBACK_KINDS:
             raise BehaviourError(
-                f"config: callback must be one of {', '.join(repr(k) for k in CALLBACK_KINDS)}, "
-                f"got {self.callback!r}"
+                f"config: callback must be one of {', '.join(repr(k) for k in CALLBACK_KINDS)}, got {self.callback!r}"
             )

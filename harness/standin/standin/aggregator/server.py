@@ -79,19 +79,21 @@ async def handle_send(request: web.Request) -> web.StreamResponse:
     answer = "hang" if hang else str(status)
     if behaviour.record_failed or (not hang and status // 100 == 2):
         raw_id = fields.get("id", "")
-        aggregator.records.add(MTRecord(
-            seq=0,
-            msg_id=int(raw_id) if raw_id.lstrip("-").isdigit() else None,
-            raw_id=raw_id,
-            to=fields.get("to", ""),
-            sender=fields.get("from", ""),
-            text=fields.get("text", ""),
-            channel=fields.get("channel", "") or behaviour.channel_uuid,
-            method=request.method,
-            path=request.path,
-            received_ns=received_ns,
-            answer=answer,
-        ))
+        aggregator.records.add(
+            MTRecord(
+                seq=0,
+                msg_id=int(raw_id) if raw_id.lstrip("-").isdigit() else None,
+                raw_id=raw_id,
+                to=fields.get("to", ""),
+                sender=fields.get("from", ""),
+                text=fields.get("text", ""),
+                channel=fields.get("channel", "") or behaviour.channel_uuid,
+                method=request.method,
+                path=request.path,
+                received_ns=received_ns,
+                answer=answer,
+            )
+        )
 
     if hang:
         await asyncio.sleep(behaviour.hang_ms / 1000)
@@ -149,12 +151,14 @@ async def handle_get_records(request: web.Request) -> web.Response:
     limit = max(1, _int_param(request, "limit", DEFAULT_PAGE))
     found = aggregator.records.after(after, limit)
     last_returned = found[-1].seq if found else after
-    return web.json_response({
-        "records": [r.as_json() for r in found],
-        "last_seq": aggregator.records.last_seq,
-        "more": last_returned < aggregator.records.last_seq,
-        "dropped": aggregator.records.dropped,
-    })
+    return web.json_response(
+        {
+            "records": [r.as_json() for r in found],
+            "last_seq": aggregator.records.last_seq,
+            "more": last_returned < aggregator.records.last_seq,
+            "dropped": aggregator.records.dropped,
+        }
+    )
 
 
 async def handle_delete_records(request: web.Request) -> web.Response:
@@ -165,14 +169,16 @@ async def handle_delete_records(request: web.Request) -> web.Response:
 
 async def handle_health(request: web.Request) -> web.Response:
     aggregator: Aggregator = request.app["aggregator"]
-    return web.json_response({
-        "status": "ok",
-        "records": len(aggregator.records),
-        "last_seq": aggregator.records.last_seq,
-        "dropped": aggregator.records.dropped,
-        "unparsed": aggregator.unparsed,
-        "callbacks": vars(aggregator.callbacks),
-    })
+    return web.json_response(
+        {
+            "status": "ok",
+            "records": len(aggregator.records),
+            "last_seq": aggregator.records.last_seq,
+            "dropped": aggregator.records.dropped,
+            "unparsed": aggregator.unparsed,
+            "callbacks": vars(aggregator.callbacks),
+        }
+    )
 
 
 def build_app(aggregator: Aggregator) -> web.Application:

@@ -72,7 +72,5 @@ def load_config(env: Mapping[str, str] | None = None) -> CourierConfig:
         port=_int(values, "COURIER_PORT", 8080),
         max_workers=max_workers,
         domain=values.get("COURIER_DOMAIN", "localhost"),
-        disallowed_networks=parse_networks(
-            values.get("COURIER_DISALLOWED_NETWORKS", DEFAULT_DISALLOWED_NETWORKS)
-        ),
+        disallowed_networks=parse_networks(values.get("COURIER_DISALLOWED_NETWORKS", DEFAULT_DISALLOWED_NETWORKS)),
     )

@@ -80,8 +80,7 @@ async def _create_contact(conn: AsyncConnection[DictRow], channel: Channel, urn:
             if urn_row is None:
                 cursor = await conn.execute(
                     _SQL_INSERT_URN,
-                    (channel.org_id, contact_id, urn.identity, urn.scheme, urn.path, channel.id,
-                     DEFAULT_URN_PRIORITY),
+                    (channel.org_id, contact_id, urn.identity, urn.scheme, urn.path, channel.id, DEFAULT_URN_PRIORITY),
                 )
                 inserted = await cursor.fetchone()
                 assert inserted is not None

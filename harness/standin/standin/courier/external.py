@@ -57,15 +57,28 @@ def split_text(text: str, max_length: int) -> list[str]:
 def _go_json_string(value: str) -> str:
     # Go's encoding/json escapes HTML characters and the JS line separators
     encoded = json.dumps(value, ensure_ascii=False)
-    for char, escape in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"),
-                         ("\u2028", "\\u2028"), ("\u2029", "\\u2029")):
+    for char, escape in (
+        ("<", "\\u003c"),
+        (">", "\\u003e"),
+        ("&", "\\u0026"),
+        ("\u2028", "\\u2028"),
+        ("\u2029", "\\u2029"),
+    ):
         encoded = encoded.replace(char, escape)
     return encoded
 
 
 def _xml_text(value: str) -> str:
-    replacements = {'"': "&#34;", "'": "&#39;", "&": "&amp;", "<": "&lt;", ">": "&gt;",
-                    "\t": "&#x9;", "\n": "&#xA;", "\r": "&#xD;"}
+    replacements = {
+        '"': "&#34;",
+        "'": "&#39;",
+        "&": "&amp;",
+        "<": "&lt;",
+        ">": "&gt;",
+        "\t": "&#x9;",
+        "\n": "&#xA;",
+        "\r": "&#xD;",
+    }
     return "".join(replacements.get(char, char) for char in value)
 
 

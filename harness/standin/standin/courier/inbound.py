@@ -139,8 +139,19 @@ class InboundWriter:
             now = utcnow()
             cursor = await conn.execute(
                 _SQL_INSERT_MSG,
-                (msg.uuid, msg.channel.org_id, msg.channel.id, contact.id, contact.urn_id, msg.text,
-                 msg.external_id or None, now, msg.created_on, msg.received_on, now),
+                (
+                    msg.uuid,
+                    msg.channel.org_id,
+                    msg.channel.id,
+                    contact.id,
+                    contact.urn_id,
+                    msg.text,
+                    msg.external_id or None,
+                    now,
+                    msg.created_on,
+                    msg.received_on,
+                    now,
+                ),
             )
             row = await cursor.fetchone()
             assert row is not None

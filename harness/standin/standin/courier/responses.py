@@ -21,8 +21,9 @@ def go_json(value: object) -> str:
 
 
 def data_response(status: int, message: str, data: list[dict[str, Any]]) -> web.Response:
-    return web.Response(text=go_json({"message": message, "data": data}), status=status,
-                        content_type="application/json")
+    return web.Response(
+        text=go_json({"message": message, "data": data}), status=status, content_type="application/json"
+    )
 
 
 def error_response(*errors: str) -> web.Response:

@@ -65,8 +65,9 @@ class Foreman:
         self._client = httpx.AsyncClient(
             follow_redirects=True,
             timeout=send_timeout_s,
-            limits=httpx.Limits(max_connections=max(1, max_workers), max_keepalive_connections=8,
-                                keepalive_expiry=15.0),
+            limits=httpx.Limits(
+                max_connections=max(1, max_workers), max_keepalive_connections=8, keepalive_expiry=15.0
+            ),
         )
 
     def start(self) -> None:
@@ -159,8 +160,7 @@ class Foreman:
         try:
             requests = build_requests(channel, msg, USER_AGENT)
             for request in requests:
-                await self._request(request.method, request.url, request.headers, request.body,
-                                    request.response_check)
+                await self._request(request.method, request.url, request.headers, request.body, request.response_check)
         except SendOutcome as outcome:
             log.info("msg %s not sent (%s): %s", msg_id, outcome.status, outcome)
             return outcome.status

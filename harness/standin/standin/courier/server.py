@@ -183,16 +183,25 @@ async def serve(config: CourierConfig, switches: Switches) -> int:
     channels = ChannelCache(db, float(switches["channel_cache_s"]))
     seen = SeenMessages(redis, int(switches["seen_msgs_interval_s"]))
     statuses = StatusWriter(db, config.spool_dir, int(switches["status_batch_ms"]) / 1000)
-    inbound = InboundWriter(db, redis, channels, seen, config.spool_dir,
-                            use_spool=bool(switches["spool"]), spool_dedup=bool(switches["spool_dedup"]))
-    flusher = SpoolFlusher(config.spool_dir, float(switches["spool_flush_s"]),
-                           int(switches["spool_delete_delay_ms"]) / 1000)
+    inbound = InboundWriter(
+        db,
+        redis,
+        channels,
+        seen,
+        config.spool_dir,
+        use_spool=bool(switches["spool"]),
+        spool_dedup=bool(switches["spool_dedup"]),
+    )
+    flusher = SpoolFlusher(
+        config.spool_dir, float(switches["spool_flush_s"]), int(switches["spool_delete_delay_ms"]) / 1000
+    )
     flusher.register(MSGS_SUBDIR, inbound.flush_spooled)
     flusher.register(STATUSES_SUBDIR, statuses.flush_spooled)
     courier = Courier(config, switches, db, redis, channels, inbound, statuses)
 
-    runner = web.AppRunner(build_app(courier), handle_signals=False, shutdown_timeout=SHUTDOWN_TIMEOUT_S,
-                           access_log=None)
+    runner = web.AppRunner(
+        build_app(courier), handle_signals=False, shutdown_timeout=SHUTDOWN_TIMEOUT_S, access_log=None
+    )
     await runner.setup()
     site = web.TCPSite(runner, config.address, config.port)
     await site.start()
@@ -205,14 +214,26 @@ async def serve(config: CourierConfig, switches: Switches) -> int:
     if config.max_workers > 0:
         queue = OutgoingQueue(redis, float(switches["batch_requeue_s"]))
         dethrottler = asyncio.create_task(queue.dethrottle_forever(stopping), name="dethrottler")
-        foreman = Foreman(queue, channels, seen, SentGuard(redis), statuses,
-                          AccessConfig(config.disallowed_networks), config.max_workers,
-                          use_sent_guard=bool(switches["sent_guard"]),
-                          nonretryable_fails=bool(switches["nonretryable_fails"]),
-                          send_timeout_s=float(switches["send_timeout_s"]))
+        foreman = Foreman(
+            queue,
+            channels,
+            seen,
+            SentGuard(redis),
+            statuses,
+            AccessConfig(config.disallowed_networks),
+            config.max_workers,
+            use_sent_guard=bool(switches["sent_guard"]),
+            nonretryable_fails=bool(switches["nonretryable_fails"]),
+            send_timeout_s=float(switches["send_timeout_s"]),
+        )
         foreman.start()
-    log.info("server listening on %s:%d (%d senders, switches %s)", config.address, config.port,
-             config.max_workers, switches.as_dict())
+    log.info(
+        "server listening on %s:%d (%d senders, switches %s)",
+        config.address,
+        config.port,
+        config.max_workers,
+        switches.as_dict(),
+    )
 
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
