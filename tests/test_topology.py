@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import shlex
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from resilience.topology import (
     LocatedError,
     Port,
     Role,
+    Service,
     Tier,
     Topology,
     TopologyError,
@@ -479,8 +481,20 @@ def test_rapidpro_topology_is_the_whole_ha_list_with_real_images() -> None:
     assert role[Role.ELASTICSEARCH].image.startswith("elasticsearch:8.")
     assert role[Role.ARCHIVER].image.startswith("nyaruka/rp-archiver:v9.")
     assert role[Role.ARCHIVER].replicas == 1
-    assert "beat" in role[Role.CELERY_BEAT].command and "worker" not in role[Role.CELERY_BEAT].command
-    assert "-B" not in role[Role.CELERY].command and "worker" in role[Role.CELERY].command
+
+    # The Django image's own entrypoint would run runserver, and a beat inside every worker: replaced.
+    def started_program(service: Service) -> list[str]:
+        assert service.entrypoint == ("/bin/sh", "-c")
+        last = service.command[-1].replace("\\\n", " ").strip().splitlines()[-1]
+        return shlex.split(last)
+
+    assert started_program(role[Role.CELERY_BEAT])[:5] == ["exec", ".venv/bin/celery", "-A", "temba", "beat"]
+    worker = started_program(role[Role.CELERY])
+    assert worker[:5] == ["exec", ".venv/bin/celery", "-A", "temba", "worker"]
+    assert "-B" not in worker and "--beat" not in worker
+    web = started_program(role[Role.WEB])
+    assert web[:3] == ["exec", ".venv/bin/gunicorn", "temba.wsgi:application"] and "0.0.0.0:8000" in web
+    assert Port(8000, "tcp") in role[Role.WEB].ports
 
     courier, mailroom = role[Role.COURIER].env, role[Role.MAILROOM].env
     assert courier["COURIER_DB"].startswith("postgres://temba:temba@toxiproxy:15432/temba")
