@@ -72,7 +72,9 @@ class Delivery:
     """One request the simulated phone network (the aggregator) accepted. `seq` is its arrival order.
 
     `msg_id` is what courier put in `{{id}}`: the integer `msgs_msg.id` in v9 (the uuid in v26), kept
-    as a string so both compare alike.
+    as a string so both compare alike. `to` is the recipient URN; courier's `{{to}}` is only the URN's
+    path, which `recipient` reads as a `tel:` URN. `answer` is what the aggregator replied ("200",
+    "500", "hang"), when known: the phone network got the message whatever it answered.
     """
 
     seq: int
@@ -80,12 +82,20 @@ class Delivery:
     to: str
     text: str
     received_wall_ns: int
+    answer: str | None = None
+
+    @property
+    def recipient(self) -> str:
+        return self.to if ":" in self.to else f"tel:{self.to}"
+
+    @property
+    def accepted(self) -> bool:
+        """Answered with a 2xx (unknown answers count as accepted)."""
+        return self.answer is None or self.answer.startswith("2")
 
 
-@dataclass(eq=False)
+@dataclass
 class Snapshot:
-    """Compared and hashed by identity (checkers memoise indexes on it); compare `to_dict()` for content."""
-
     msgs: list[Msg] = field(default_factory=list)
     runs: list[Run] = field(default_factory=list)
     sessions: list[Session] = field(default_factory=list)
@@ -156,7 +166,10 @@ _RUN: _Schema = (
     },
 )
 _SESSION: _Schema = ({"uuid": _STR, "status": _STR}, {"contact_urn": _OPT_STR})
-_DELIVERY: _Schema = ({"seq": _INT, "msg_id": (str, int), "to": _STR, "text": _STR, "received_wall_ns": _INT}, {})
+_DELIVERY: _Schema = (
+    {"seq": _INT, "msg_id": (str, int), "to": _STR, "text": _STR, "received_wall_ns": _INT},
+    {"answer": _OPT_STR},
+)
 
 
 def _check_record(

@@ -6,16 +6,22 @@ docs/checkers.md documents every option and every key each one returns.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from collections.abc import Iterable, Mapping
+from typing import Any, Protocol
 
 from resilience.checks import availability, continuity, inbound, latency, logs, outbound
+from resilience.checks.analysis import Analysis
 from resilience.checks.options import OptionsError
 from resilience.checks.result import CheckResult, Validity, merge
 from resilience.history import RecordedHistory
 from resilience.snapshot import Snapshot
 
-Checker = Callable[[RecordedHistory, Snapshot, Any], CheckResult]
+
+class Checker(Protocol):
+    def __call__(
+        self, history: RecordedHistory, snapshot: Snapshot, options: Any = None, *, analysis: Analysis | None = None
+    ) -> CheckResult: ...
+
 
 CHECKERS: dict[str, Checker] = {
     inbound.NAME: inbound.check,
@@ -39,7 +45,8 @@ def run_all(
     unknown = sorted((set(options) | set(names)) - set(CHECKERS))
     if unknown:
         raise OptionsError(f"unknown checker(s) {unknown}; known: {sorted(CHECKERS)}")
-    return [CHECKERS[name](history, snapshot, options.get(name)) for name in names]
+    analysis = Analysis(history, snapshot)
+    return [CHECKERS[name](history, snapshot, options.get(name), analysis=analysis) for name in names]
 
 
 __all__ = ["CHECKERS", "CheckResult", "OptionsError", "Validity", "merge", "run_all"]

@@ -10,8 +10,9 @@ from dataclasses import dataclass
 from itertools import accumulate, pairwise
 from typing import Any
 
-from resilience.checks.matching import match_inbound
-from resilience.checks.model import NS_PER_S, Exchange, Fault, HistoryView, view_of
+from resilience.checks.analysis import Analysis
+from resilience.checks.matching import InboundMatching
+from resilience.checks.model import NS_PER_S, Exchange, Fault, HistoryView
 from resilience.checks.options import parse_options
 from resilience.checks.result import CheckResult, Examples, verdict
 from resilience.history import FAIL, INFO, OK, RecordedHistory
@@ -62,10 +63,14 @@ def check(
     history: RecordedHistory,
     snapshot: Snapshot,
     options: AvailabilityOptions | dict[str, Any] | None = None,
+    *,
+    analysis: Analysis | None = None,
 ) -> CheckResult:
     opts = parse_options(AvailabilityOptions, options, NAME)
-    view = view_of(history)
-    mos = view.mos
+    analysis = Analysis.of(history, snapshot, analysis)
+    view = analysis.view
+    # By invocation time: the file is in that order when recorded live, but nothing here relies on it.
+    mos = sorted(view.mos, key=lambda m: m.invoke_time)
     outcomes = Counter(m.outcome for m in mos)
     pending = sum(m.end_time is None for m in mos)
     completed = len(mos) - pending
@@ -73,7 +78,7 @@ def check(
 
     successes = _Successes(mos)
     invoked = [m.invoke_time for m in mos]
-    lost_acks = _lost_acknowledgements(view, snapshot)
+    lost_acks = _lost_acknowledgements(analysis.inbound)
     examples = Examples()
     faults = []
     attributed = 0
@@ -138,12 +143,10 @@ def _is_failover(fault: Fault, opts: AvailabilityOptions) -> bool:
     return fault.kind in opts.failover_kinds if opts.failover_kinds else "failover" in fault.kind
 
 
-def _lost_acknowledgements(view: HistoryView, snapshot: Snapshot) -> list[int]:
+def _lost_acknowledgements(matching: InboundMatching) -> list[int]:
     """Acknowledgement times of acknowledged MOs missing from msgs_msg, earliest first."""
     return sorted(
-        m.mo.end_time
-        for m in match_inbound(view, snapshot).matches
-        if m.mo.outcome == OK and not m.rows and m.mo.end_time is not None
+        m.mo.end_time for m in matching.matches if m.mo.outcome == OK and not m.rows and m.mo.end_time is not None
     )
 
 

@@ -4,9 +4,10 @@ database's runs and sessions agree with what the contact saw.
 The unit judged is a *thread*: everything one URN took part in, in invocation order. Its expected
 replies are the `expect` lists of its acknowledged exchanges, concatenated; what it saw is its
 deliveries in arrival order (one per msg_id), keeping only texts some exchange of the thread scripted.
-A thread with any `fail` or `info` exchange is judged leniently: the flow may have taken the rejected
-or unknown message (or the workload may have retried or given up), so what would be a finding there
-is counted as indeterminate and makes the verdict unknown, never false.
+A thread with any `fail` or `info` exchange, or with a step sent more than once, is judged leniently:
+the flow may have taken the unknown message or the second copy (as the answer to its next question),
+and the workload may have retried or given up, so what would be a finding there is counted as
+indeterminate and makes the verdict unknown, never false.
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from resilience.checks.model import Exchange, view_of
+from resilience.checks.analysis import Analysis
+from resilience.checks.model import Exchange
 from resilience.checks.options import parse_options
-from resilience.checks.replies import first_deliveries_by_urn
 from resilience.checks.result import CheckResult, Examples, verdict
 from resilience.history import OK, RecordedHistory
 from resilience.snapshot import Run, Session, Snapshot
@@ -69,11 +70,12 @@ def _is_subsequence(short: list[str], long: list[str]) -> bool:
 @dataclass
 class Thread:
     urn: str
+    uncertain: bool  # see HistoryView.uncertain_urns
     exchanges: list[Exchange] = field(default_factory=list)
 
     @property
     def lenient(self) -> bool:
-        return any(e.outcome != OK for e in self.exchanges)
+        return self.uncertain or any(e.outcome != OK for e in self.exchanges)
 
     def conversations(self) -> dict[str, list[Exchange]]:
         grouped: dict[str, list[Exchange]] = defaultdict(list)
@@ -86,14 +88,20 @@ def check(
     history: RecordedHistory,
     snapshot: Snapshot,
     options: ContinuityOptions | dict[str, Any] | None = None,
+    *,
+    analysis: Analysis | None = None,
 ) -> CheckResult:
     opts = parse_options(ContinuityOptions, options, NAME)
-    view = view_of(history)
+    analysis = Analysis.of(history, snapshot, analysis)
+    view = analysis.view
     threads: dict[str, Thread] = {}
     for exchange in view.exchanges:
         for urn in exchange.urns:
-            threads.setdefault(urn, Thread(urn)).exchanges.append(exchange)
-    deliveries = first_deliveries_by_urn(snapshot)
+            thread = threads.get(urn)
+            if thread is None:
+                thread = threads[urn] = Thread(urn, urn in view.uncertain_urns)
+            thread.exchanges.append(exchange)
+    deliveries = analysis.first_deliveries
     runs_by_urn = _group(snapshot.runs)
     sessions_by_urn = _group(snapshot.sessions)
     quiescent = snapshot.quiescent

@@ -6,8 +6,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from resilience.checks.matching import PENDING, InboundMatch, match_inbound
-from resilience.checks.model import view_of
+from resilience.checks.analysis import Analysis
+from resilience.checks.matching import PENDING, InboundMatch
 from resilience.checks.options import parse_options
 from resilience.checks.result import CheckResult, Examples, verdict
 from resilience.history import FAIL, INFO, OK, RecordedHistory
@@ -31,10 +31,13 @@ def check(
     history: RecordedHistory,
     snapshot: Snapshot,
     options: InboundOptions | dict[str, Any] | None = None,
+    *,
+    analysis: Analysis | None = None,
 ) -> CheckResult:
     opts = parse_options(InboundOptions, options, NAME)
-    view = view_of(history)
-    matching = match_inbound(view, snapshot)
+    analysis = Analysis.of(history, snapshot, analysis)
+    view = analysis.view
+    matching = analysis.inbound
     examples = Examples()
     counts = dict.fromkeys(
         (

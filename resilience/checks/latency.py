@@ -10,9 +10,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from resilience.checks.model import MO, NS_PER_S, Exchange, Fault, view_of
+from resilience.checks.analysis import Analysis
+from resilience.checks.model import MO, NS_PER_S, Exchange, Fault
 from resilience.checks.options import parse_options
-from resilience.checks.replies import first_deliveries_by_urn
 from resilience.checks.result import CheckResult, Examples, verdict
 from resilience.history import FAIL, OK, RecordedHistory
 from resilience.snapshot import Delivery, Snapshot
@@ -46,12 +46,15 @@ def check(
     history: RecordedHistory,
     snapshot: Snapshot,
     options: LatencyOptions | dict[str, Any] | None = None,
+    *,
+    analysis: Analysis | None = None,
 ) -> CheckResult:
     opts = parse_options(LatencyOptions, options, NAME)
-    view = view_of(history)
+    analysis = Analysis.of(history, snapshot, analysis)
+    view = analysis.view
     header = history.header
     latencies = _first_reply_latencies(
-        [e for e in view.exchanges if e.kind == MO], first_deliveries_by_urn(snapshot), header.mono_to_wall_ns
+        [e for e in view.exchanges if e.kind == MO], analysis.first_deliveries, header.mono_to_wall_ns
     )
     faults = sorted(view.applied_faults, key=lambda f: f.start)
     answered = sorted((mo.invoke_time, latency) for mo, latency in latencies if latency is not None)

@@ -7,6 +7,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
+from resilience.checks.analysis import Analysis
 from resilience.checks.options import OptionsError, parse_options
 from resilience.checks.result import CheckResult, Examples, verdict
 from resilience.history import RecordedHistory
@@ -54,6 +55,8 @@ def check(
     history: RecordedHistory,
     snapshot: Snapshot,
     options: LogsOptions | dict[str, Any] | None = None,
+    *,
+    analysis: Analysis | None = None,  # unused: logs come from the snapshot alone
 ) -> CheckResult:
     opts = parse_options(LogsOptions, options, NAME)
     reserved = RESERVED_COUNTS.intersection(opts.patterns or ())

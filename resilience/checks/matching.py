@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 
-from resilience.checks.model import Exchange, HistoryView, memoised_with
+from resilience.checks.model import Exchange, HistoryView
 from resilience.snapshot import Msg, Snapshot
 
 PENDING = "P"
@@ -27,10 +27,6 @@ class InboundMatching:
 
 
 def match_inbound(view: HistoryView, snapshot: Snapshot) -> InboundMatching:
-    return memoised_with(view, snapshot, "inbound-matching", lambda: _match(view, snapshot))
-
-
-def _match(view: HistoryView, snapshot: Snapshot) -> InboundMatching:
     by_uuid: defaultdict[str, list[Msg]] = defaultdict(list)
     by_text: defaultdict[tuple[str | None, str], list[Msg]] = defaultdict(list)
     for msg in snapshot.msgs:

@@ -1,17 +1,16 @@
 """The checkers' typed view of a history: workload exchanges (f "mo" and "start") and fault windows.
 
-Built once per history and shared by every checker (memoised on the history object). Malformed workload
-or nemesis values raise HistoryError naming the file line.
+Malformed workload or nemesis values raise HistoryError naming the file line.
 """
 
 from __future__ import annotations
 
-import weakref
-from collections.abc import Callable
+from collections import Counter
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from functools import cached_property
+from typing import Any
 
-from resilience.history import FAIL, NEMESIS, OK, HistoryError, Operation, RecordedHistory
+from resilience.history import FAIL, INFO, NEMESIS, OK, HistoryError, Operation, RecordedHistory
 
 MO = "mo"
 START = "start"
@@ -86,32 +85,27 @@ class HistoryView:
     def applied_faults(self) -> list[Fault]:
         return [f for f in self.faults if f.applied]
 
-
-T = TypeVar("T")
-_memo: weakref.WeakKeyDictionary[object, dict[str, Any]] = weakref.WeakKeyDictionary()
-
-
-def memoised(owner: object, key: str, build: Callable[[], T]) -> T:
-    """Compute something derived from `owner` once for as long as `owner` lives."""
-    slot = _memo.setdefault(owner, {})
-    if key not in slot:
-        slot[key] = build()
-    return slot[key]  # type: ignore[no-any-return]
-
-
-def memoised_with(owner: object, other: object, key: str, build: Callable[[], T]) -> T:
-    """Like memoised, for something derived from two objects (a history view and a snapshot)."""
-    per_other: weakref.WeakKeyDictionary[object, T] = memoised(owner, key, weakref.WeakKeyDictionary)
-    if other not in per_other:
-        per_other[other] = build()
-    return per_other[other]
+    @cached_property
+    def uncertain_urns(self) -> frozenset[str]:
+        """URNs whose flow may have left the script, so that the replies they are owed are not certain:
+        an exchange of unknown outcome (the flow may have taken it), or a step sent again after an
+        attempt that was not rejected (the flow takes the second copy as the answer to its next question).
+        """
+        uncertain: set[str] = set()
+        attempts: Counter[tuple[str, str | None, int]] = Counter()
+        for exchange in self.exchanges:
+            if exchange.outcome == INFO:
+                uncertain.update(exchange.urns)
+            if exchange.outcome != FAIL:
+                for urn in exchange.urns:
+                    key = (urn, exchange.conversation, exchange.step)
+                    attempts[key] += 1
+                    if attempts[key] > 1:
+                        uncertain.add(urn)
+        return frozenset(uncertain)
 
 
 def view_of(history: RecordedHistory) -> HistoryView:
-    return memoised(history, "view", lambda: _build_view(history))
-
-
-def _build_view(history: RecordedHistory) -> HistoryView:
     exchanges: list[Exchange] = []
     nemesis: list[Operation] = []
     for operation in history.operations:

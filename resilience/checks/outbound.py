@@ -11,7 +11,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from resilience.checks.model import view_of
+from resilience.checks.analysis import Analysis
 from resilience.checks.options import parse_options
 from resilience.checks.result import CheckResult, Examples, verdict
 from resilience.history import INFO, OK, RecordedHistory
@@ -34,27 +34,35 @@ def check(
     history: RecordedHistory,
     snapshot: Snapshot,
     options: OutboundOptions | dict[str, Any] | None = None,
+    *,
+    analysis: Analysis | None = None,
 ) -> CheckResult:
     opts = parse_options(OutboundOptions, options, NAME)
-    view = view_of(history)
+    analysis = Analysis.of(history, snapshot, analysis)
+    view = analysis.view
 
     owed: Counter[tuple[str, str]] = Counter()  # by acknowledged exchanges
     maybe_owed: Counter[tuple[str, str]] = Counter()  # by exchanges of unknown outcome
     owed_by_failed: set[tuple[str, str]] = set()
-    indeterminate_urns: set[str] = set()  # an info exchange may have steered the flow off its script
+    indeterminate_urns = view.uncertain_urns
     for exchange in view.exchanges:
         for urn in exchange.urns:
             if exchange.outcome == OK:
                 owed.update((urn, text) for text in exchange.expect)
             elif exchange.outcome == INFO:
-                indeterminate_urns.add(urn)
                 maybe_owed.update((urn, text) for text in exchange.expect)
             else:
                 owed_by_failed.update((urn, text) for text in exchange.expect)
 
     delivered: defaultdict[tuple[str, str], Counter[str]] = defaultdict(Counter)
-    for delivery in snapshot.aggregator:
-        delivered[(delivery.to, delivery.text)][delivery.msg_id] += 1
+    accepted_before: set[str] = set()
+    resent_after_success = 0  # courier sent again a message the network had already accepted
+    for urn, arrivals in analysis.deliveries.items():  # a message's copies all go to one URN
+        for delivery in arrivals:
+            delivered[(urn, delivery.text)][delivery.msg_id] += 1
+            resent_after_success += delivery.msg_id in accepted_before
+            if delivery.accepted:
+                accepted_before.add(delivery.msg_id)
 
     counts = dict.fromkeys(
         (
@@ -92,6 +100,7 @@ def check(
             kind = "duplicate_replies_indeterminate" if indeterminate else "duplicate_replies"
             counts[kind] += distinct - certain - possible
             examples.add(kind, urn=urn, text=text, owed=certain, maybe_owed=possible, msg_ids=sorted(msg_ids))
+    counts["duplicate_deliveries_after_success"] = resent_after_success
     counts["duplicates"] = counts["duplicate_deliveries"] + counts["duplicate_replies"]
     counts["deliveries"] = len(snapshot.aggregator)
     counts.update(_database_agreement(snapshot))

@@ -4,29 +4,20 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from resilience.checks.model import memoised
 from resilience.snapshot import Delivery, Snapshot
 
 
 def deliveries_by_urn(snapshot: Snapshot) -> dict[str, list[Delivery]]:
     """Every delivery per recipient URN, in arrival order (seq)."""
-    return memoised(snapshot, "deliveries-by-urn", lambda: _by_urn(snapshot))
-
-
-def first_deliveries_by_urn(snapshot: Snapshot) -> dict[str, list[Delivery]]:
-    """Per URN, each msg_id's first delivery only, in arrival order: a redelivery of the same message is
-    a transport matter (the outbound checker counts it), not a second reply."""
-    return memoised(snapshot, "first-deliveries-by-urn", lambda: _first_only(deliveries_by_urn(snapshot)))
-
-
-def _by_urn(snapshot: Snapshot) -> dict[str, list[Delivery]]:
     grouped: defaultdict[str, list[Delivery]] = defaultdict(list)
     for delivery in sorted(snapshot.aggregator, key=lambda d: d.seq):
-        grouped[delivery.to].append(delivery)
+        grouped[delivery.recipient].append(delivery)
     return dict(grouped)
 
 
-def _first_only(grouped: dict[str, list[Delivery]]) -> dict[str, list[Delivery]]:
+def first_deliveries(grouped: dict[str, list[Delivery]]) -> dict[str, list[Delivery]]:
+    """Per URN, each msg_id's first delivery only, in arrival order: a redelivery of the same message is
+    a transport matter (the outbound checker counts it), not a second reply."""
     firsts: dict[str, list[Delivery]] = {}
     for urn, deliveries in grouped.items():
         seen: set[str] = set()

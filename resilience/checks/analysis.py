@@ -1,0 +1,48 @@
+"""Everything the checkers derive from one history and one snapshot, computed on first use.
+
+`run_all` hands one Analysis to every checker so that the history is paired and the snapshot indexed
+once; a checker called on its own builds a fresh one. Neither input may change while it is in use.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+from resilience.checks.matching import InboundMatching, match_inbound
+from resilience.checks.model import HistoryView, view_of
+from resilience.checks.replies import deliveries_by_urn, first_deliveries
+from resilience.history import RecordedHistory
+from resilience.snapshot import Delivery, Snapshot
+
+
+class Analysis:
+    def __init__(self, history: RecordedHistory, snapshot: Snapshot) -> None:
+        self.history = history
+        self.snapshot = snapshot
+
+    @classmethod
+    def of(cls, history: RecordedHistory, snapshot: Snapshot, analysis: Analysis | None) -> Analysis:
+        """The analysis to use: the one given (which must be of these inputs) or a new one."""
+        if analysis is None:
+            return cls(history, snapshot)
+        if analysis.history is not history or analysis.snapshot is not snapshot:
+            raise ValueError("the analysis given was made for another history or snapshot")
+        return analysis
+
+    @cached_property
+    def view(self) -> HistoryView:
+        return view_of(self.history)
+
+    @cached_property
+    def inbound(self) -> InboundMatching:
+        return match_inbound(self.view, self.snapshot)
+
+    @cached_property
+    def deliveries(self) -> dict[str, list[Delivery]]:
+        """Per recipient URN, every delivery in arrival order."""
+        return deliveries_by_urn(self.snapshot)
+
+    @cached_property
+    def first_deliveries(self) -> dict[str, list[Delivery]]:
+        """Per recipient URN, each message's first delivery in arrival order."""
+        return first_deliveries(self.deliveries)
