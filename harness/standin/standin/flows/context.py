@@ -74,10 +74,24 @@ _SCHEMA: dict[str, object] = {
 # goflow's run context top levels: `@name` with any other first word is literal text (an e-mail address).
 TOP_LEVELS = frozenset(
     {
-        "child", "contact", "fields", "globals", "input", "legacy_extra", "node", "parent",
-        "locals", "results", "resume", "run", "ticket", "trigger", "urns", "webhook",
+        "child",
+        "contact",
+        "fields",
+        "globals",
+        "input",
+        "legacy_extra",
+        "node",
+        "parent",
+        "locals",
+        "results",
+        "resume",
+        "run",
+        "ticket",
+        "trigger",
+        "urns",
+        "webhook",
     }
-)  # fmt: skip
+)
 
 
 def _describe(schema: Mapping[str, object], prefix: str) -> list[str]:

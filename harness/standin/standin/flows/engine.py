@@ -290,9 +290,12 @@ class _Sprinter:
             run.responded = True
         self.session.runs.append(run)
         self.log(
-            "run_started", run, flow={"uuid": flow.uuid, "name": flow.name},
-            parent_run_uuid=run.parent_uuid, terminal=terminal,
-        )  # fmt: skip
+            "run_started",
+            run,
+            flow={"uuid": flow.uuid, "name": flow.name},
+            parent_run_uuid=run.parent_uuid,
+            terminal=terminal,
+        )
         return run
 
     def resume_parent(self, run: Run) -> Exit | None:
@@ -480,10 +483,12 @@ class _Sprinter:
         else:
             self.contact.fields[action.field_key] = new
         self.log(
-            "contact_field_changed", run, step,
+            "contact_field_changed",
+            run,
+            step,
             field={"key": action.field_key, "name": action.field_name},
             value={"text": new} if new is not None else None,
-        )  # fmt: skip
+        )
 
     # --- helpers ------------------------------------------------------------------------------
 
