@@ -16,7 +16,7 @@ EXIT_INVALID = 2
 PIPE_WIDTH = 200
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser("topology", help="validate a topology file or show its nodes")
     actions = parser.add_subparsers(dest="topology_action", metavar="ACTION")
 

@@ -322,7 +322,7 @@ class _Failed:
     """Marks a value whose error has already been recorded."""
 
 
-FAILED = _Failed()
+FAILED: _Failed = _Failed()
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 _STR_TAG = "tag:yaml.org,2002:str"
 _NULL_TAG = "tag:yaml.org,2002:null"
@@ -444,8 +444,8 @@ class _Parser:
         if isinstance(node, ScalarNode) and node.tag not in (_STR_TAG, _NULL_TAG):
             return str(node.value)
         value = self.scalar(node, what, expected)
-        if value is FAILED:
-            return FAILED
+        if isinstance(value, _Failed):
+            return value
         if value is None or not _is_plain_scalar(value):
             return self.error(node, f"{what} must be {expected}; got {self.kind_of(node)}")
         return _env_text(value)
@@ -472,8 +472,8 @@ class _Parser:
     def integer(self, node: Node, what: str, minimum: int, maximum: int | None = None) -> int | _Failed:
         expected = f"an int >= {minimum}" if maximum is None else f"an int in {minimum}..{maximum}"
         value = self.scalar(node, what, expected)
-        if value is FAILED:
-            return FAILED
+        if isinstance(value, _Failed):
+            return value
         if isinstance(value, str) and value.strip().isdigit():
             value = int(value)
         if isinstance(value, bool) or not isinstance(value, int):
@@ -484,8 +484,8 @@ class _Parser:
 
     def boolean(self, node: Node, what: str) -> bool | _Failed:
         value = self.scalar(node, what, "true or false")
-        if value is FAILED:
-            return FAILED
+        if isinstance(value, _Failed):
+            return value
         if isinstance(value, str) and value.lower() in ("true", "false"):
             value = value.lower() == "true"
         if not isinstance(value, bool):
@@ -975,8 +975,8 @@ def _parse_http_check(parser: _Parser, node: Node, what: str) -> HealthCheck | _
 
 def _parse_timeout(parser: _Parser, node: Node, what: str) -> float | _Failed:
     value = parser.scalar(node, what, "a number of seconds > 0")
-    if value is FAILED:
-        return FAILED
+    if isinstance(value, _Failed):
+        return value
     if isinstance(value, str) and re.fullmatch(r"\s*\d+(\.\d*)?\s*", value):
         value = float(value)
     if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:

@@ -484,7 +484,7 @@ def test_rapidpro_topology_is_the_whole_ha_list_with_real_images() -> None:
 
     # The Django image's own entrypoint would run runserver, and a beat inside every worker: replaced.
     def started_program(service: Service) -> list[str]:
-        assert service.entrypoint == ("/bin/sh", "-c")
+        assert service.entrypoint == ("/bin/sh", "-c") and service.command is not None
         last = service.command[-1].replace("\\\n", " ").strip().splitlines()[-1]
         return shlex.split(last)
 
