@@ -335,3 +335,58 @@ def start_mailroom(
     proc = MailroomProcess(env, tmp_path / f"{name}.log", port)
     proc.wait_for_log("mailroom started")
     return proc
+
+
+OSMEM = ROOT / ".venv" / "lib" / "python3.11" / "site-packages" / "osmem_server" / "bin" / "osmem-server"
+
+
+def osmem_binary() -> Path:
+    """The offline OpenSearch-API node of the pip package `osmem-server`, wherever it is installed."""
+    if OSMEM.exists():
+        return OSMEM
+    try:
+        import osmem_server  # type: ignore[import-not-found]
+    except ImportError:
+        pytest.skip("osmem-server is not installed (pip install osmem-server)")
+    binary = Path(osmem_server.__file__).parent / "bin" / "osmem-server"
+    if not binary.exists():
+        pytest.skip(f"osmem-server binary missing at {binary}")
+    return binary
+
+
+class SearchNode:
+    """An in-memory OpenSearch-API node (osmem-server) on a loopback port, started and stopped at will."""
+
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> SearchNode:
+        self._proc = subprocess.Popen(
+            [str(osmem_binary()), "-addr", f"127.0.0.1:{self.port}", "-parent-pid", str(os.getpid())],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_for(self._answers, timeout=10, what=f"osmem-server on {self.url}")
+        return self
+
+    def _answers(self) -> bool:
+        try:
+            return httpx.get(self.url + "/", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def stop(self) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.terminate()
+            self._proc.wait(10)
+        self._proc = None
+
+
+@pytest.fixture()
+def search_node() -> Iterator[SearchNode]:
+    node = SearchNode().start()
+    yield node
+    node.stop()

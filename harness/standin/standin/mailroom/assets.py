@@ -13,7 +13,9 @@ from typing import Any
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 
-from standin.flows import Engine, load_export
+from standin.flows.definition import Flow, load_flow
+from standin.flows.engine import Engine
+from standin.flows.errors import FlowError
 from standin.flows.text import collate_equals, tokenize
 from standin.mailroom.models import DEFAULT_TPS, Channel
 
@@ -83,13 +85,6 @@ class OrgAssets:
         return None, ""
 
 
-def _flow_export(definition: dict[str, Any]) -> dict[str, Any]:
-    # flows_flow.definition holds the flow's own object; accept a whole export as well
-    if "flows" in definition:
-        return definition
-    return {"version": "13", "flows": [definition]}
-
-
 class AssetCache:
     def __init__(self) -> None:
         self._by_org: dict[int, OrgAssets] = {}
@@ -145,12 +140,13 @@ async def _load(conn: AsyncConnection[Any], org_id: int, fingerprint: tuple[Any,
         channel_rows = await cur.fetchall()
 
     flows_by_id: dict[int, FlowAsset] = {}
-    loaded: dict[str, Any] = {}
+    loaded: dict[str, Flow] = {}
     for row in flow_rows:
         definition = row["definition"] or {}
         try:
-            loaded.update(load_export(_flow_export(definition)))
-        except ValueError as exc:
+            flow = load_flow(definition, source=f"flows_flow {row['id']}")
+            loaded[flow.uuid] = flow
+        except FlowError as exc:
             # a broken definition must not stop the org's other flows (real mailroom fails that flow)
             log.error("flow %s (%s) cannot be loaded: %s", row["id"], row["name"], exc)
             continue
@@ -162,7 +158,11 @@ async def _load(conn: AsyncConnection[Any], org_id: int, fingerprint: tuple[Any,
             expire_after_minutes=int(expire) if isinstance(expire, int | float) else None,
             ignore_triggers=bool(definition.get("ignore_triggers", False)),
         )
-    engine = Engine(loaded) if loaded else None
+    engine: Engine | None = None
+    try:
+        engine = Engine(loaded) if loaded else None
+    except FlowError as exc:
+        log.error("org %s: flows cannot run together: %s", org_id, exc)
     triggers = [
         Trigger(
             id=r["id"],

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from standin.flows import Engine
+from standin.flows.engine import Engine
+from standin.flows.session import Contact as EngineContact
 from standin.mailroom.models import Contact
 
 _RUN_STATUS = {
@@ -67,16 +68,14 @@ def _exited_on(value: Any) -> datetime | None:
     return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
 
 
-def engine_contact(contact: Contact) -> dict[str, Any]:
-    return {
-        "uuid": contact.uuid,
-        "id": contact.id,
-        "name": contact.name or "",
-        "language": contact.language,
-        "fields": dict(contact.fields),
-        "urns": [u.identity for u in contact.urns],
-        "status": contact.status,
+def engine_contact(contact: Contact) -> EngineContact:
+    urn = contact.urns[0].identity if contact.urns else None
+    fields = {
+        key: value if isinstance(value, str) else str(_field(value, "text", value))
+        for key, value in contact.fields.items()
+        if value is not None
     }
+    return EngineContact(uuid=contact.uuid, name=contact.name, urn=urn, fields=fields, language=contact.language)
 
 
 def _to_result(sprint: Any, before: Contact) -> SprintResult:
@@ -106,8 +105,11 @@ def _to_result(sprint: Any, before: Contact) -> SprintResult:
     )
 
 
-def start(engine: Engine, flow_uuid: str, contact: Contact, now: datetime) -> SprintResult:
-    return _to_result(engine.start(flow_uuid, engine_contact(contact), now), contact)
+def start(
+    engine: Engine, flow_uuid: str, contact: Contact, now: datetime, trigger_text: str | None = None
+) -> SprintResult:
+    """Start a session; `trigger_text` is the message of a keyword trigger (the session's @input)."""
+    return _to_result(engine.start(flow_uuid, engine_contact(contact), now, trigger_text=trigger_text), contact)
 
 
 def resume(engine: Engine, state: dict[str, Any], contact: Contact, text: str, now: datetime) -> SprintResult:

@@ -149,7 +149,7 @@ async def _msg_event(rt: Runtime, contact: Contact, event: dict[str, Any]) -> No
             interrupt=session if start_flow else None,
         )
         if start_flow is not None and assets.engine is not None:
-            sprint = engine_adapter.start(assets.engine, start_flow.uuid, contact, now)
+            sprint = engine_adapter.start(assets.engine, start_flow.uuid, contact, now, trigger_text=text)
         elif session is not None and assets.engine is not None:
             sprint = engine_adapter.resume(assets.engine, session.output, contact, text, now)
         else:

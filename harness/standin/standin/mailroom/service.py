@@ -48,6 +48,38 @@ def _pool(url: str, size: int) -> AsyncConnectionPool[AsyncConnection[Any]]:
     )
 
 
+async def create_runtime(config: MailroomConfig, switches: Switches) -> Runtime:
+    """Pools and clients, opened without waiting: like real mailroom, a dependency down at start is only
+    logged, and tasks fail until it is back."""
+    db = _pool(config.db, config.db_pool_size)
+    readonly = _pool(config.readonly_db, config.db_pool_size) if config.readonly_db else db
+    await db.open(wait=False)
+    if readonly is not db:
+        await readonly.open(wait=False)
+    redis = Redis.from_url(
+        config.redis, decode_responses=True, socket_connect_timeout=5, socket_timeout=15, health_check_interval=30
+    )
+    return Runtime(
+        config=config,
+        switches=switches,
+        db=db,
+        readonly_db=readonly,
+        redis=redis,
+        handler_queue=FairSortedQueue(redis, "handler"),
+        batch_queue=FairSortedQueue(redis, "batch"),
+        courier=CourierQueue(redis),
+        assets=AssetCache(),
+        search=ContactSearch(config.elastic, nil_client_at_start=bool(switches["es_nil_client_at_start"])),
+    )
+
+
+async def close_runtime(rt: Runtime) -> None:
+    await rt.redis.aclose()
+    if rt.readonly_db is not rt.db:
+        await rt.readonly_db.close()
+    await rt.db.close()
+
+
 class Mailroom:
     def __init__(self, config: MailroomConfig, switches: Switches) -> None:
         self.config = config
@@ -59,30 +91,9 @@ class Mailroom:
 
     async def start(self) -> None:
         config = self.config
-        db = _pool(config.db, config.db_pool_size)
-        readonly = _pool(config.readonly_db, config.db_pool_size) if config.readonly_db else db
-        # like real mailroom, a database or Redis that is down at start is only logged
-        await db.open(wait=False)
-        if readonly is not db:
-            await readonly.open(wait=False)
-        redis = Redis.from_url(
-            config.redis, decode_responses=True, socket_connect_timeout=5, socket_timeout=15, health_check_interval=30
-        )
-        search = ContactSearch(config.elastic, nil_client_at_start=bool(self.switches["es_nil_client_at_start"]))
-        self.rt = rt = Runtime(
-            config=config,
-            switches=self.switches,
-            db=db,
-            readonly_db=readonly,
-            redis=redis,
-            handler_queue=FairSortedQueue(redis, "handler"),
-            batch_queue=FairSortedQueue(redis, "batch"),
-            courier=CourierQueue(redis),
-            assets=AssetCache(),
-            search=search,
-        )
+        self.rt = rt = await create_runtime(config, self.switches)
         await self._log_dependencies(rt)
-        await search.connect()
+        await rt.search.connect()
 
         handler = Foreman(rt.handler_queue, config.handler_workers, self._perform, config.idle_pop_sleep)
         batch = Foreman(rt.batch_queue, config.batch_workers, self._perform, config.idle_pop_sleep)
@@ -132,8 +143,5 @@ class Mailroom:
         if self._web is not None:
             await self._web.cleanup()
         if self.rt is not None:
-            await self.rt.redis.aclose()
-            if self.rt.readonly_db is not self.rt.db:
-                await self.rt.readonly_db.close()
-            await self.rt.db.close()
+            await close_runtime(self.rt)
         log.info("mailroom stopped")

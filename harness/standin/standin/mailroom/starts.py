@@ -2,7 +2,7 @@
 
 As real v9: the start goes P → S (with its contact count) when resolved, then one batch task per
 100 contacts (on the handler queue when there are two contacts or fewer), and the last batch marks it
-C. Query starts need Elasticsearch; contact and URN starts do not. Messages of a start are bulk
+C. Query and group starts need Elasticsearch; contact and URN starts do not. Messages of a start are bulk
 priority.
 """
 
@@ -90,6 +90,11 @@ async def _resolve_recipients(rt: Runtime, org_id: int, task: dict[str, Any]) ->
         for identity in task.get("urns") or []:
             ids.append(await get_or_create_contact_for_urn(conn, org_id, str(identity)))
     query = str(task.get("query") or "").strip()
+    group_ids = [int(g) for g in task.get("group_ids") or []]
+    if group_ids:
+        # group membership lives in the search index (the stand-in schema has no group tables)
+        groups_query = " OR ".join(f"group_ids:{g}" for g in group_ids)
+        query = f"({query}) AND ({groups_query})" if query else groups_query
     if query:
         ids.extend(await rt.search.contact_ids(org_id, query))
     return list(dict.fromkeys(ids))  # unique, first mention first
