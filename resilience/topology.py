@@ -326,6 +326,8 @@ FAILED: _Failed = _Failed()
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 _STR_TAG = "tag:yaml.org,2002:str"
 _NULL_TAG = "tag:yaml.org,2002:null"
+# Scalars a string field takes exactly as written; any other tag goes through the (safe) constructor.
+_WRITTEN_AS_IS_TAGS = frozenset(f"tag:yaml.org,2002:{t}" for t in ("int", "float", "bool", "timestamp"))
 
 
 def _did_you_mean(word: str, choices: Iterable[str]) -> str:
@@ -441,7 +443,7 @@ class _Parser:
 
     def text(self, node: Node, what: str, expected: str = "a string") -> str | _Failed:
         """A string field: numbers and booleans are kept as written (`yes` stays `yes`)."""
-        if isinstance(node, ScalarNode) and node.tag not in (_STR_TAG, _NULL_TAG):
+        if isinstance(node, ScalarNode) and node.tag in _WRITTEN_AS_IS_TAGS:
             return str(node.value)
         value = self.scalar(node, what, expected)
         if isinstance(value, _Failed):

@@ -377,6 +377,11 @@ def test_bad_sample_reports_every_mistake_with_its_line(name: str) -> None:
             7,
             "could not determine a constructor",
         ),
+        (
+            "version: 1\nname: x\nservices:\n  a:\n    role: web\n    image: !!python/object:os.system i\n",
+            6,
+            "could not determine a constructor",
+        ),
         ("version: 1\nname: x\nservices:\n  a: &x\n    role: web\n    image: i\n    <<: 3\n", 4, "bad merge key"),
     ],
 )
