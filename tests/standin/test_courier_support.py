@@ -246,18 +246,24 @@ def create_outgoing(
 ) -> dict[str, Any]:
     """A contact, its URN and a queued outgoing message; returns the payload mailroom would queue."""
     phone = phone or "+2507" + str(uuid.uuid4().int)[:8]
-    contact = db.execute(
-        "INSERT INTO contacts_contact (uuid, org_id, status, is_active, created_on, modified_on)"
-        " VALUES (%s, %s, 'A', TRUE, now(), now()) RETURNING id",
-        (str(uuid.uuid4()), channel.org_id),
-    ).fetchone()
-    assert contact is not None
     urn = db.execute(
-        "INSERT INTO contacts_contacturn (org_id, contact_id, identity, scheme, path, channel_id, priority)"
-        " VALUES (%s, %s, %s, 'tel', %s, %s, 1000) RETURNING id",
-        (channel.org_id, contact["id"], f"tel:{phone}", phone, channel.id),
+        "SELECT id, contact_id FROM contacts_contacturn WHERE org_id = %s AND identity = %s",
+        (channel.org_id, f"tel:{phone}"),
     ).fetchone()
-    assert urn is not None
+    if urn is None:
+        contact = db.execute(
+            "INSERT INTO contacts_contact (uuid, org_id, status, is_active, created_on, modified_on)"
+            " VALUES (%s, %s, 'A', TRUE, now(), now()) RETURNING id",
+            (str(uuid.uuid4()), channel.org_id),
+        ).fetchone()
+        assert contact is not None
+        urn = db.execute(
+            "INSERT INTO contacts_contacturn (org_id, contact_id, identity, scheme, path, channel_id, priority)"
+            " VALUES (%s, %s, %s, 'tel', %s, %s, 1000) RETURNING id, contact_id",
+            (channel.org_id, contact["id"], f"tel:{phone}", phone, channel.id),
+        ).fetchone()
+        assert urn is not None
+    contact = {"id": urn["contact_id"]}
     msg_uuid = str(uuid.uuid4())
     msg = db.execute(
         "INSERT INTO msgs_msg (uuid, org_id, channel_id, contact_id, contact_urn_id, direction, status,"
