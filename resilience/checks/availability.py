@@ -85,7 +85,8 @@ def check(
     for fault in view.applied_faults:
         report = _fault_report(fault, view, mos, invoked, successes)
         if _is_failover(fault, opts):
-            lost_here = [t for t in lost_acks[attributed:] if t <= (fault.end or view.history.end_time)]
+            until = fault.until(view.history.end_time)
+            lost_here = [t for t in lost_acks[attributed:] if t < until]
             attributed += len(lost_here)
             report["rpo_msgs"] = len(lost_here)
             report["rpo_window_s"] = round(max(0, fault.start - lost_here[0]) / NS_PER_S, 3) if lost_here else 0.0
@@ -159,9 +160,8 @@ def _fault_report(
     # The fault's effect is measured from its injection until service was seen again after its removal.
     stop = recovered_at or history_end
     gap_from, gap_to = successes.longest_gap(fault.start, max(stop, fault.start))
-    window_end = fault.end if fault.end is not None else history_end
-    # MOs are in invocation order, so the ones invoked within a span are a slice.
-    first, last = bisect.bisect_left(invoked, fault.start), bisect.bisect_right(invoked, window_end)
+    # MOs are sorted by invocation, so the ones invoked within the window are a slice.
+    first, last = bisect.bisect_left(invoked, fault.start), bisect.bisect_left(invoked, fault.until(history_end))
     during = Counter(m.outcome for m in mos[first:last])
     tried_after = fault.end is not None and invoked and invoked[-1] >= fault.end
     attempts = during[OK] + during[FAIL] + during[INFO]

@@ -61,8 +61,8 @@ def check(
     invoked = [when for when, _ in answered]
     by_fault: dict[str, list[float]] = {}
     for fault in faults:
-        end = fault.end if fault.end is not None else history.end_time
-        span = answered[bisect.bisect_left(invoked, fault.start) : bisect.bisect_right(invoked, end)]
+        until = fault.until(history.end_time)
+        span = answered[bisect.bisect_left(invoked, fault.start) : bisect.bisect_left(invoked, until)]
         by_fault[fault.id] = [latency for _, latency in span]
     windows = _union(faults, history.end_time)
     starts = [start for start, _ in windows]
@@ -72,7 +72,7 @@ def check(
         if position < 0:
             by_phase["before"].append(latency)
         else:
-            by_phase["during" if when <= windows[position][1] else "after"].append(latency)
+            by_phase["during" if when < windows[position][1] else "after"].append(latency)
     unanswered = len(latencies) - len(answered)
     examples = Examples()
 
@@ -96,10 +96,10 @@ def check(
 
 
 def _union(faults: list[Fault], history_end: int) -> list[tuple[int, int]]:
-    """The fault windows (sorted by start) merged where they overlap; an open window lasts to the end."""
+    """The fault windows [start, until) (sorted by start) merged where they overlap."""
     merged: list[tuple[int, int]] = []
     for fault in faults:
-        end = fault.end if fault.end is not None else history_end
+        end = fault.until(history_end)
         if merged and fault.start <= merged[-1][1]:
             merged[-1] = (merged[-1][0], max(merged[-1][1], end))
         else:

@@ -59,8 +59,9 @@ class Fault:
     def applied(self) -> bool:
         return self.inject_outcome != FAIL
 
-    def contains(self, when: int) -> bool:
-        return self.start <= when and (self.end is None or when <= self.end)
+    def until(self, history_end: int) -> int:
+        """The end of the fault's window [start, until): an open fault lasts past the last event."""
+        return self.end if self.end is not None else history_end + 1
 
 
 @dataclass(eq=False)
