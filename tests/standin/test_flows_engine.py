@@ -381,6 +381,25 @@ def test_enter_flow_runs_the_child_then_returns_to_the_parent(status_operand: st
     assert sprints[1].runs[0].path[0]["exit_uuid"] == uuid_of("exit subflow case 0")
 
 
+def test_parent_whose_flow_is_gone_fails_when_its_child_ends() -> None:
+    parent = flow(
+        "Parent",
+        switch(
+            "subflow",
+            [("has_only_text", ["completed"], "done")],
+            operand="@child.status",
+            wait=False,
+            actions=[enter("Child")],
+        ),
+        send("done"),
+    )
+    waiting = Engine(load_export(export(parent, CHILD))).start(uuid_of("flow Parent"), contact(), NOW)
+    only_child = Engine(load_export(export(CHILD)))
+    ended = only_child.resume(waiting.session_state, contact(), "blue", NOW)
+    assert ended.messages == ["child got blue"]
+    assert [run.status for run in ended.runs] == ["F", "C"] and ended.session_status == "F"
+
+
 def test_terminal_enter_flow_completes_the_parent_at_once() -> None:
     parent = flow("Parent", send("before", None, enter("Child", terminal=True)))
     sprint = Engine(load_export(export(parent, CHILD))).start(uuid_of("flow Parent"), contact(), NOW)
@@ -491,3 +510,16 @@ def test_localized_case_arguments_and_category_names() -> None:
     assert last.messages == ["thanks Oui"]
     assert last.runs[0].results["answer"]["category"] == "ask case 0"
     assert converse(engine, uuid_of("flow Bilingual"), french, ["yes"])[-1].messages == ["thanks ask other"]
+
+
+def test_trigger_message_answers_a_wait_at_the_first_node() -> None:
+    ask_first = flow(
+        "Ask First",
+        switch("first", [("has_any_word", ["yes"], "ok")], default="ok", result_name="First"),
+        send("ok @results.first (@input)", name="ok"),
+    )
+    engine = Engine(load_export(export(ask_first)))
+    triggered = engine.start(uuid_of("flow Ask First"), contact(), NOW, trigger_text="YES please")
+    assert triggered.messages == ["ok YES (YES please)"] and triggered.session_status == "C"
+    plain = engine.start(uuid_of("flow Ask First"), contact(), NOW)
+    assert plain.messages == [] and plain.session_status == "W"

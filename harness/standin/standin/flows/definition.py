@@ -15,7 +15,7 @@ from typing import Any
 
 from .cases import CASE_TESTS, CaseArgumentError, compile_pattern
 from .errors import FlowError
-from .templates import Template, TemplateError, parse_template
+from .templates import Reference, Template, TemplateError, parse_template
 from .text import parse_literal_number
 
 SUPPORTED_SPEC_MAJOR = "13"
@@ -419,7 +419,7 @@ def _check_case_arguments(kind: str, arguments: tuple[str, ...], case: _Reader, 
     if kind == "has_category":
         segments = operand.segments
         reference = segments[0].expression if len(segments) == 1 else None
-        path = getattr(reference, "path", ())
+        path: tuple[str, ...] = reference.path if isinstance(reference, Reference) else ()
         if len(path) != 2 or path[0].lower() != "results":
             raise case.fail(
                 f"has_category needs the operand to be a result (@results.<name>), found {operand.source!r}"

@@ -301,7 +301,10 @@ class _Sprinter:
     def resume_parent(self, run: Run) -> Exit | None:
         """The parent run's way on once its child ended: its current node's router decides."""
         step = run.path[-1] if run.path else None
-        flow = self.engine.flows[run.flow_uuid]
+        flow = self.engine.flows.get(run.flow_uuid)
+        if flow is None:
+            self.fail_run(run, None, f"Can't resume run with missing flow asset {run.flow_uuid}")
+            return None
         node = flow.node(step["node_uuid"]) if step else None
         if step is None or node is None:
             self.fail_run(run, None, "Can't resume run as node no longer exists")
@@ -402,15 +405,11 @@ class _Sprinter:
         return category
 
     def save_result(
-        self, run: Run, flow: Flow, step: dict[str, Any], name: str, value: str, category: Category | str, operand: str
+        self, run: Run, flow: Flow, step: dict[str, Any], name: str, value: str, category: Category, operand: str
     ) -> None:
-        if isinstance(category, Category):
-            category_name = category.name
-            localized = self.translated(flow, category.uuid, "name", (category.name,))[0]
-        else:
-            category_name = category
-            localized = category
-        self.store_result(run, step, name, value, category_name, localized, operand)
+        """A router's result: the category's name, translated for the contact when the flow has it."""
+        localized = self.translated(flow, category.uuid, "name", (category.name,))[0]
+        self.store_result(run, step, name, value, category.name, localized, operand)
 
     def store_result(
         self, run: Run, step: dict[str, Any], name: str, value: str, category: str, localized: str, operand: str
