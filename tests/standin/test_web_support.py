@@ -93,6 +93,11 @@ def run_manage(env: dict[str, str], *args: str, timeout: float = 120) -> subproc
 
 def django_call(env: dict[str, str], code: str, timeout: float = 60) -> Any:
     """Run `code` in a configured Django process; it must assign the JSON-able `result`."""
+    return django_run(env, code, timeout)[0]
+
+
+def django_run(env: dict[str, str], code: str, timeout: float = 60) -> tuple[Any, str]:
+    """As django_call, also returning what the process logged on stderr."""
     program = f"import django, json\ndjango.setup()\n{code}\nprint(json.dumps(result))\n"
     done = subprocess.run(
         [sys.executable, "-c", program],
@@ -105,7 +110,7 @@ def django_call(env: dict[str, str], code: str, timeout: float = 60) -> Any:
     )
     if done.returncode != 0:
         raise AssertionError(f"django code failed ({done.returncode}):\n{done.stderr}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return json.loads(done.stdout.strip().splitlines()[-1]), done.stderr
 
 
 @dataclass(frozen=True)
