@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -271,8 +272,6 @@ def test_session_whose_flow_is_gone_fails(fixture_flows: dict[str, Any], shared_
 
 def uuid_of(name: str) -> str:
     """Readable, stable uuids for synthetic flows: the name's hash in uuid form."""
-    import hashlib
-
     digest = hashlib.sha1(name.encode()).hexdigest()
     return f"{digest[:8]}-{digest[8:12]}-4{digest[13:16]}-8{digest[17:20]}-{digest[20:32]}"
 
