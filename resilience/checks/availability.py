@@ -69,8 +69,7 @@ def check(
     opts = parse_options(AvailabilityOptions, options, NAME)
     analysis = Analysis.of(history, snapshot, analysis)
     view = analysis.view
-    # By invocation time: the file is in that order when recorded live, but nothing here relies on it.
-    mos = sorted(view.mos, key=lambda m: m.invoke_time)
+    mos = view.mos
     outcomes = Counter(m.outcome for m in mos)
     pending = sum(m.end_time is None for m in mos)
     completed = len(mos) - pending

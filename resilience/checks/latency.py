@@ -56,7 +56,7 @@ def check(
     latencies = _first_reply_latencies(
         [e for e in view.exchanges if e.kind == MO], analysis.first_deliveries, header.mono_to_wall_ns
     )
-    faults = sorted(view.applied_faults, key=lambda f: f.start)
+    faults = view.applied_faults
     answered = sorted((mo.invoke_time, latency) for mo, latency in latencies if latency is not None)
     invoked = [when for when, _ in answered]
     by_fault: dict[str, list[float]] = {}

@@ -67,10 +67,10 @@ class Fault:
 @dataclass(eq=False)
 class HistoryView:
     history: RecordedHistory
-    exchanges: list[Exchange]  # MO and start operations in invocation order
-    faults: list[Fault]  # in inject order
+    exchanges: list[Exchange]  # MO and start operations, by invocation time
+    faults: list[Fault]  # by injection time
 
-    @property
+    @cached_property
     def mos(self) -> list[Exchange]:
         return [e for e in self.exchanges if e.kind == MO]
 
@@ -114,7 +114,10 @@ def view_of(history: RecordedHistory) -> HistoryView:
             nemesis.append(operation)
         elif operation.f in (MO, START):
             exchanges.append(_exchange(operation, history))
-    return HistoryView(history, exchanges, _faults(nemesis, history))
+    # By time, not by position in the file: a history is judged by when things happened, so any
+    # interleaving of the same timed events gives the same verdict.
+    exchanges.sort(key=lambda e: e.invoke_time)
+    return HistoryView(history, exchanges, sorted(_faults(nemesis, history), key=lambda f: f.start))
 
 
 def _bad(history: RecordedHistory, operation: Operation, problem: str) -> HistoryError:
