@@ -34,7 +34,9 @@ def get_all(url: str, token: str) -> list[dict[str, Any]]:
     return results
 
 
-def make_contact(conn: psycopg.Connection[Any], org_id: int, phone: str, name: str = "Ann") -> tuple[int, str, int]:
+def make_contact(
+    conn: psycopg.Connection[Any], org_id: int, phone: str, name: str = "Ann"
+) -> tuple[int, str, int]:
     contact_id, contact_uuid = conn.execute(
         "INSERT INTO contacts_contact (org_id, name) VALUES (%s, %s) RETURNING id, uuid::text", (org_id, name)
     ).fetchone()  # type: ignore[misc]
@@ -47,7 +49,13 @@ def make_contact(conn: psycopg.Connection[Any], org_id: int, phone: str, name: s
 
 
 def make_msg(
-    conn: psycopg.Connection[Any], org_id: int, contact_id: int, direction: str, status: str, text: str, when: datetime
+    conn: psycopg.Connection[Any],
+    org_id: int,
+    contact_id: int,
+    direction: str,
+    status: str,
+    text: str,
+    when: datetime,
 ) -> int:
     return int(
         conn.execute(
@@ -120,7 +128,8 @@ def test_flow_start_inserts_a_pending_start_and_queues_start_flow(
     assert start["contacts"] == [{"uuid": contact_uuid, "name": "Ann"}]
     assert start["params"] == {"source_key": "x", "n": 3} and start["restart_participants"] is False
     row = web_db.execute(
-        "SELECT id, status, start_type, urns, contact_uuids, restart_participants, params FROM flows_flowstart "
+        "SELECT id, status, start_type, urns, contact_uuids, restart_participants, params "
+        "FROM flows_flowstart "
         "WHERE uuid = %s",
         (start["uuid"],),
     ).fetchone()
@@ -205,7 +214,9 @@ def test_messages_exclude_pending_and_filter_by_contact_folder_and_dates(
     bob_id, _, _ = make_contact(web_db, org_id, unique_phone(), "Bob")
     t0 = datetime(2030, 1, 1, tzinfo=UTC)
     pending = make_msg(web_db, org_id, ann_id, "I", "P", "pending", t0)
-    handled = [make_msg(web_db, org_id, ann_id, "I", "H", f"in {i}", t0 + timedelta(minutes=i)) for i in range(1, 6)]
+    handled = [
+        make_msg(web_db, org_id, ann_id, "I", "H", f"in {i}", t0 + timedelta(minutes=i)) for i in range(1, 6)
+    ]
     reply = make_msg(web_db, org_id, ann_id, "O", "W", "reply", t0 + timedelta(minutes=10))
     make_msg(web_db, org_id, bob_id, "I", "H", "bob", t0 + timedelta(minutes=11))
 
@@ -233,10 +244,13 @@ def test_messages_exclude_pending_and_filter_by_contact_folder_and_dates(
 
 def test_messages_refuse_two_exclusive_filters(live_web: str, seeded: dict[str, Any]) -> None:
     response = httpx.get(
-        f"{live_web}/api/v2/messages.json?folder=inbox&contact={uuid.uuid4()}", headers=api(seeded["api_token"])
+        f"{live_web}/api/v2/messages.json?folder=inbox&contact={uuid.uuid4()}",
+        headers=api(seeded["api_token"]),
     )
     assert response.status_code == 400
-    assert response.json() == {"detail": "You may only specify one of the contact, folder, label, broadcast parameters"}
+    assert response.json() == {
+        "detail": "You may only specify one of the contact, folder, label, broadcast parameters"
+    }
 
 
 def test_post_message_queues_it_to_courier_as_mailroom_would(
@@ -256,14 +270,17 @@ def test_post_message_queues_it_to_courier_as_mailroom_would(
     assert sent["status"] == "queued" and sent["direction"] == "out" and sent["urn"] == f"tel:{phone}"
     assert sent["channel"]["uuid"] == seeded["channel_uuid"]
     row = web_db.execute(
-        "SELECT status, direction, contact_urn_id, high_priority, queued_on IS NOT NULL FROM msgs_msg WHERE id = %s",
+        "SELECT status, direction, contact_urn_id, high_priority, queued_on IS NOT NULL "
+        "FROM msgs_msg WHERE id = %s",
         (sent["id"],),
     ).fetchone()
     assert row == ("Q", "O", urn_id, False, True)
     queue = f"msgs:{seeded['channel_uuid']}|10"
     [(batch, score)] = web_redis.zrange(f"{queue}/0", 0, -1, withscores=True)
     [queued] = json.loads(batch)
-    assert {k: queued[k] for k in ("id", "org_id", "contact_id", "contact_urn_id", "urn", "text", "channel_uuid")} == {
+    assert {
+        k: queued[k] for k in ("id", "org_id", "contact_id", "contact_urn_id", "urn", "text", "channel_uuid")
+    } == {
         "id": sent["id"],
         "org_id": seeded["org_id"],
         "contact_id": contact_id,
@@ -283,8 +300,14 @@ def test_post_message_queues_it_to_courier_as_mailroom_would(
     [
         ({"text": "hi"}, {"contact": ["This field is required."]}),
         ({"contact": "{contact}"}, {"non_field_errors": ["Must provide either text or attachments."]}),
-        ({"contact": "{contact}", "text": "x" * 641}, {"text": ["Ensure this field has no more than 640 characters."]}),
-        ({"contact": str(uuid.UUID(int=1)), "text": "hi"}, {"contact": [f"No such object: {uuid.UUID(int=1)}"]}),
+        (
+            {"contact": "{contact}", "text": "x" * 641},
+            {"text": ["Ensure this field has no more than 640 characters."]},
+        ),
+        (
+            {"contact": str(uuid.UUID(int=1)), "text": "hi"},
+            {"contact": [f"No such object: {uuid.UUID(int=1)}"]},
+        ),
     ],
 )
 def test_post_message_bad_input_is_400(
@@ -308,9 +331,12 @@ def test_runs_render_path_and_values_and_filter(
 ) -> None:
     org_id, token = seeded["org_id"], seeded["api_token"]
     contact_id, contact_uuid, _ = make_contact(web_db, org_id, unique_phone(), "Runner")
-    flow_id = web_db.execute("SELECT id FROM flows_flow WHERE uuid = %s", (seeded["flows"]["Favorites"],)).fetchone()[0]  # type: ignore[index]
+    flow_id = web_db.execute(
+        "SELECT id FROM flows_flow WHERE uuid = %s", (seeded["flows"]["Favorites"],)
+    ).fetchone()[0]  # type: ignore[index]
     session_id = web_db.execute(
-        "INSERT INTO flows_flowsession (uuid, org_id, contact_id, status) VALUES (gen_random_uuid(), %s, %s, 'W') "
+        "INSERT INTO flows_flowsession (uuid, org_id, contact_id, status) "
+        "VALUES (gen_random_uuid(), %s, %s, 'W') "
         "RETURNING id",
         (org_id, contact_id),
     ).fetchone()[0]  # type: ignore[index]
@@ -326,13 +352,16 @@ def test_runs_render_path_and_values_and_filter(
         }
     }
     insert = (
-        "INSERT INTO flows_flowrun (uuid, org_id, flow_id, contact_id, session_id, status, path, results, responded) "
+        "INSERT INTO flows_flowrun "
+        "(uuid, org_id, flow_id, contact_id, session_id, status, path, results, responded) "
         "VALUES (gen_random_uuid(), %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id"
     )
     responded = web_db.execute(
         insert, (org_id, flow_id, contact_id, session_id, "C", json.dumps(path), json.dumps(results), True)
     ).fetchone()[0]  # type: ignore[index]
-    silent = web_db.execute(insert, (org_id, flow_id, contact_id, session_id, "W", "[]", "{}", False)).fetchone()[0]  # type: ignore[index]
+    silent = web_db.execute(
+        insert, (org_id, flow_id, contact_id, session_id, "W", "[]", "{}", False)
+    ).fetchone()[0]  # type: ignore[index]
 
     runs = get_all(f"{live_web}/api/v2/runs.json?contact={contact_uuid}", token)
     assert [r["id"] for r in runs] == [silent, responded]
@@ -352,7 +381,9 @@ def test_runs_render_path_and_values_and_filter(
     assert [r["id"] for r in only_responded] == [responded]
     by_flow = get_all(f"{live_web}/api/v2/runs.json?flow={seeded['flows']['Favorites']}", token)
     assert {silent, responded} <= {r["id"] for r in by_flow}
-    both = httpx.get(f"{live_web}/api/v2/runs.json?flow={uuid.uuid4()}&contact={contact_uuid}", headers=api(token))
+    both = httpx.get(
+        f"{live_web}/api/v2/runs.json?flow={uuid.uuid4()}&contact={contact_uuid}", headers=api(token)
+    )
     assert both.status_code == 400
 
 
@@ -361,11 +392,15 @@ def test_contacts_list_with_urns_and_filter_by_urn(
 ) -> None:
     phone = unique_phone()
     _, contact_uuid, _ = make_contact(web_db, seeded["org_id"], phone, "Listed")
-    found = get_all(f"{live_web}/api/v2/contacts.json?urn=tel:{phone.replace('+', '%2B')}", seeded["api_token"])
+    found = get_all(
+        f"{live_web}/api/v2/contacts.json?urn=tel:{phone.replace('+', '%2B')}", seeded["api_token"]
+    )
     assert [(c["uuid"], c["name"], c["urns"], c["status"]) for c in found] == [
         (contact_uuid, "Listed", [f"tel:{phone}"], "active")
     ]
-    assert contact_uuid in {c["uuid"] for c in get_all(f"{live_web}/api/v2/contacts.json", seeded["api_token"])}
+    assert contact_uuid in {
+        c["uuid"] for c in get_all(f"{live_web}/api/v2/contacts.json", seeded["api_token"])
+    }
     bad = httpx.get(f"{live_web}/api/v2/contacts.json?urn=tel:12", headers=api(seeded["api_token"]))
     assert bad.status_code == 400 and bad.json() == {"detail": "Invalid URN: tel:12"}
 
@@ -375,7 +410,9 @@ def throttled_web(
     web_stack: WebStack, seeded: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
     server = Gunicorn(
-        web_stack.env(API_THROTTLE_RATE="3/minute"), tmp_path_factory.mktemp("throttled") / "gunicorn.log", workers=1
+        web_stack.env(API_THROTTLE_RATE="3/minute"),
+        tmp_path_factory.mktemp("throttled") / "gunicorn.log",
+        workers=1,
     )
     try:
         yield server.url
@@ -395,7 +432,8 @@ def test_throttle_is_per_org_and_per_scope(
         time.sleep(6)  # keep the whole test inside one minute window
 
     codes = [
-        httpx.get(throttled_web + "/api/v2/flows.json", headers=api(seeded["api_token"])).status_code for _ in range(4)
+        httpx.get(throttled_web + "/api/v2/flows.json", headers=api(seeded["api_token"])).status_code
+        for _ in range(4)
     ]
 
     assert codes == [200, 200, 200, 429]
@@ -405,13 +443,17 @@ def test_throttle_is_per_org_and_per_scope(
     assert 0 < int(limited.headers["Retry-After"]) <= 60
     # another org has its own budget, and so has another scope of the same org
     assert httpx.get(throttled_web + "/api/v2/flows.json", headers=api(other["api_token"])).status_code == 200
-    assert httpx.get(throttled_web + "/api/v2/messages.json", headers=api(seeded["api_token"])).status_code == 200
+    assert (
+        httpx.get(throttled_web + "/api/v2/messages.json", headers=api(seeded["api_token"])).status_code
+        == 200
+    )
 
 
 def test_default_rate_does_not_throttle_a_burst(live_web: str, seeded: dict[str, Any]) -> None:
     """The counterpart: the default (generous) rate lets more than the throttled server's 3 through."""
     codes = {
-        httpx.get(live_web + "/api/v2/flows.json", headers=api(seeded["api_token"])).status_code for _ in range(10)
+        httpx.get(live_web + "/api/v2/flows.json", headers=api(seeded["api_token"])).status_code
+        for _ in range(10)
     }
     assert codes == {200}
 

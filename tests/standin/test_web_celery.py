@@ -24,7 +24,9 @@ DAY = timedelta(days=1)
 
 def new_org(conn: psycopg.Connection[Any], name: str) -> tuple[int, int]:
     org_id = conn.execute("INSERT INTO orgs_org (name) VALUES (%s) RETURNING id", (name,)).fetchone()[0]  # type: ignore[index]
-    contact_id = conn.execute("INSERT INTO contacts_contact (org_id) VALUES (%s) RETURNING id", (org_id,)).fetchone()[0]  # type: ignore[index]
+    contact_id = conn.execute(
+        "INSERT INTO contacts_contact (org_id) VALUES (%s) RETURNING id", (org_id,)
+    ).fetchone()[0]  # type: ignore[index]
     return org_id, contact_id
 
 
@@ -89,7 +91,8 @@ def test_a_held_cron_lock_skips_the_run(
 
 def label_rows(conn: psycopg.Connection[Any], org_id: int) -> list[tuple[str, int, bool]]:
     return conn.execute(
-        "SELECT label_type, count, is_squashed FROM msgs_systemlabelcount WHERE org_id = %s ORDER BY label_type, id",
+        "SELECT label_type, count, is_squashed FROM msgs_systemlabelcount "
+        "WHERE org_id = %s ORDER BY label_type, id",
         (org_id,),
     ).fetchall()
 
@@ -117,7 +120,8 @@ def test_interrupt_flow_sessions_asks_mailroom_for_sessions_waiting_90_days(
 ) -> None:
     org_id, contact_id = new_org(web_db, "interrupt")
     insert = (
-        "INSERT INTO flows_flowsession (org_id, contact_id, status, created_on) VALUES (%s, %s, %s, %s) RETURNING id"
+        "INSERT INTO flows_flowsession (org_id, contact_id, status, created_on) "
+        "VALUES (%s, %s, %s, %s) RETURNING id"
     )
     now = datetime.now(UTC)
     ancient = web_db.execute(insert, (org_id, contact_id, "W", now - 91 * DAY)).fetchone()[0]  # type: ignore[index]
@@ -125,7 +129,8 @@ def test_interrupt_flow_sessions_asks_mailroom_for_sessions_waiting_90_days(
     web_db.execute(insert, (org_id, contact_id, "C", now - 91 * DAY))
 
     result = django_call(
-        web_stack.env(), "from temba.flows.tasks import interrupt_flow_sessions\nresult = interrupt_flow_sessions()"
+        web_stack.env(),
+        "from temba.flows.tasks import interrupt_flow_sessions\nresult = interrupt_flow_sessions()",
     )
 
     assert result["interrupted"] >= 1
@@ -224,11 +229,15 @@ class CeleryProcess:
 def test_worker_and_beat_run_squash_every_interval_on_the_redis_broker(
     web_stack: WebStack, web_db: psycopg.Connection[Any], web_redis: redis.Redis, tmp_path: Path
 ) -> None:
-    env = web_stack.env(SQUASH_COUNTS_INTERVAL="1", CELERY_BEAT_SCHEDULE_FILENAME=str(tmp_path / "beat-schedule"))
+    env = web_stack.env(
+        SQUASH_COUNTS_INTERVAL="1", CELERY_BEAT_SCHEDULE_FILENAME=str(tmp_path / "beat-schedule")
+    )
     org_id, contact_id = new_org(web_db, "beat")
     add_msg(web_db, org_id, contact_id, "I", "H", DAY)
     add_msg(web_db, org_id, contact_id, "I", "H", DAY)
-    worker = CeleryProcess(["worker", "--loglevel", "INFO", "--concurrency", "1"], env, tmp_path / "worker.log")
+    worker = CeleryProcess(
+        ["worker", "--loglevel", "INFO", "--concurrency", "1"], env, tmp_path / "worker.log"
+    )
     beat = CeleryProcess(["beat", "--loglevel", "INFO"], env, tmp_path / "beat.log")
     try:
 

@@ -14,53 +14,145 @@ pytest_plugins = ["test_web_support"]
 
 # docs/architecture.md "Schema": table -> {column: postgres type}
 CONTRACT: dict[str, dict[str, str]] = {
-    "orgs_org": {"id": "integer", "uuid": "uuid", "name": "character varying", "is_active": "boolean",
-                 "created_on": "timestamp with time zone"},
-    "api_apitoken": {"key": "character varying", "org_id": "integer", "user_id": "integer", "is_active": "boolean",
-                     "created": "timestamp with time zone"},
-    "channels_channel": {"id": "integer", "uuid": "uuid", "org_id": "integer", "channel_type": "character varying",
-                         "name": "character varying", "address": "character varying", "config": "jsonb",
-                         "tps": "integer", "is_active": "boolean", "created_on": "timestamp with time zone"},
-    "contacts_contact": {"id": "integer", "uuid": "uuid", "org_id": "integer", "name": "character varying",
-                         "language": "character varying", "fields": "jsonb", "status": "character varying",
-                         "is_active": "boolean", "current_flow_id": "integer",
-                         "created_on": "timestamp with time zone", "modified_on": "timestamp with time zone"},
-    "contacts_contacturn": {"id": "integer", "org_id": "integer", "contact_id": "integer",
-                            "identity": "character varying", "scheme": "character varying",
-                            "path": "character varying", "channel_id": "integer", "priority": "integer"},
-    "msgs_msg": {"id": "bigint", "uuid": "uuid", "org_id": "integer", "channel_id": "integer",
-                 "contact_id": "integer", "contact_urn_id": "integer", "direction": "character varying",
-                 "status": "character varying", "msg_type": "character varying",
-                 "visibility": "character varying", "text": "text", "external_id": "character varying",
-                 "high_priority": "boolean", "error_count": "integer",
-                 "next_attempt": "timestamp with time zone", "flow_id": "integer",
-                 "created_on": "timestamp with time zone", "sent_on": "timestamp with time zone",
-                 "queued_on": "timestamp with time zone", "modified_on": "timestamp with time zone",
-                 "metadata": "jsonb"},
-    "flows_flow": {"id": "integer", "uuid": "uuid", "org_id": "integer", "name": "character varying",
-                   "flow_type": "character varying", "spec_version": "character varying", "definition": "jsonb",
-                   "is_active": "boolean", "created_on": "timestamp with time zone",
-                   "modified_on": "timestamp with time zone"},
-    "triggers_trigger": {"id": "integer", "org_id": "integer", "trigger_type": "character varying",
-                         "keywords": "ARRAY", "match_type": "character varying", "flow_id": "integer",
-                         "is_active": "boolean"},
-    "flows_flowsession": {"id": "bigint", "uuid": "uuid", "org_id": "integer", "contact_id": "integer",
-                          "status": "character varying", "session_type": "character varying", "output": "jsonb",
-                          "current_flow_id": "integer", "created_on": "timestamp with time zone",
-                          "ended_on": "timestamp with time zone", "wait_started_on": "timestamp with time zone",
-                          "timeout_on": "timestamp with time zone",
-                          "wait_expires_on": "timestamp with time zone"},
-    "flows_flowrun": {"id": "bigint", "uuid": "uuid", "org_id": "integer", "flow_id": "integer",
-                      "contact_id": "integer", "session_id": "bigint", "status": "character varying",
-                      "path": "jsonb", "results": "jsonb", "responded": "boolean",
-                      "created_on": "timestamp with time zone", "modified_on": "timestamp with time zone",
-                      "exited_on": "timestamp with time zone"},
-    "flows_flowstart": {"id": "bigint", "uuid": "uuid", "org_id": "integer", "flow_id": "integer",
-                        "start_type": "character varying", "status": "character varying", "urns": "jsonb",
-                        "contact_uuids": "jsonb", "restart_participants": "boolean", "params": "jsonb",
-                        "contact_count": "integer", "created_on": "timestamp with time zone",
-                        "modified_on": "timestamp with time zone"},
-}  # fmt: skip
+    "orgs_org": {
+        "id": "integer",
+        "uuid": "uuid",
+        "name": "character varying",
+        "is_active": "boolean",
+        "created_on": "timestamp with time zone",
+    },
+    "api_apitoken": {
+        "key": "character varying",
+        "org_id": "integer",
+        "user_id": "integer",
+        "is_active": "boolean",
+        "created": "timestamp with time zone",
+    },
+    "channels_channel": {
+        "id": "integer",
+        "uuid": "uuid",
+        "org_id": "integer",
+        "channel_type": "character varying",
+        "name": "character varying",
+        "address": "character varying",
+        "config": "jsonb",
+        "tps": "integer",
+        "is_active": "boolean",
+        "created_on": "timestamp with time zone",
+    },
+    "contacts_contact": {
+        "id": "integer",
+        "uuid": "uuid",
+        "org_id": "integer",
+        "name": "character varying",
+        "language": "character varying",
+        "fields": "jsonb",
+        "status": "character varying",
+        "is_active": "boolean",
+        "current_flow_id": "integer",
+        "created_on": "timestamp with time zone",
+        "modified_on": "timestamp with time zone",
+    },
+    "contacts_contacturn": {
+        "id": "integer",
+        "org_id": "integer",
+        "contact_id": "integer",
+        "identity": "character varying",
+        "scheme": "character varying",
+        "path": "character varying",
+        "channel_id": "integer",
+        "priority": "integer",
+    },
+    "msgs_msg": {
+        "id": "bigint",
+        "uuid": "uuid",
+        "org_id": "integer",
+        "channel_id": "integer",
+        "contact_id": "integer",
+        "contact_urn_id": "integer",
+        "direction": "character varying",
+        "status": "character varying",
+        "msg_type": "character varying",
+        "visibility": "character varying",
+        "text": "text",
+        "external_id": "character varying",
+        "high_priority": "boolean",
+        "error_count": "integer",
+        "next_attempt": "timestamp with time zone",
+        "flow_id": "integer",
+        "created_on": "timestamp with time zone",
+        "sent_on": "timestamp with time zone",
+        "queued_on": "timestamp with time zone",
+        "modified_on": "timestamp with time zone",
+        "metadata": "jsonb",
+    },
+    "flows_flow": {
+        "id": "integer",
+        "uuid": "uuid",
+        "org_id": "integer",
+        "name": "character varying",
+        "flow_type": "character varying",
+        "spec_version": "character varying",
+        "definition": "jsonb",
+        "is_active": "boolean",
+        "created_on": "timestamp with time zone",
+        "modified_on": "timestamp with time zone",
+    },
+    "triggers_trigger": {
+        "id": "integer",
+        "org_id": "integer",
+        "trigger_type": "character varying",
+        "keywords": "ARRAY",
+        "match_type": "character varying",
+        "flow_id": "integer",
+        "is_active": "boolean",
+    },
+    "flows_flowsession": {
+        "id": "bigint",
+        "uuid": "uuid",
+        "org_id": "integer",
+        "contact_id": "integer",
+        "status": "character varying",
+        "session_type": "character varying",
+        "output": "jsonb",
+        "current_flow_id": "integer",
+        "created_on": "timestamp with time zone",
+        "ended_on": "timestamp with time zone",
+        "wait_started_on": "timestamp with time zone",
+        "timeout_on": "timestamp with time zone",
+        "wait_expires_on": "timestamp with time zone",
+    },
+    "flows_flowrun": {
+        "id": "bigint",
+        "uuid": "uuid",
+        "org_id": "integer",
+        "flow_id": "integer",
+        "contact_id": "integer",
+        "session_id": "bigint",
+        "status": "character varying",
+        "path": "jsonb",
+        "results": "jsonb",
+        "responded": "boolean",
+        "created_on": "timestamp with time zone",
+        "modified_on": "timestamp with time zone",
+        "exited_on": "timestamp with time zone",
+    },
+    "flows_flowstart": {
+        "id": "bigint",
+        "uuid": "uuid",
+        "org_id": "integer",
+        "flow_id": "integer",
+        "start_type": "character varying",
+        "status": "character varying",
+        "urns": "jsonb",
+        "contact_uuids": "jsonb",
+        "restart_participants": "boolean",
+        "params": "jsonb",
+        "contact_count": "integer",
+        "created_on": "timestamp with time zone",
+        "modified_on": "timestamp with time zone",
+    },
+}
 
 
 def columns(conn: psycopg.Connection[Any], table: str) -> dict[str, str]:
@@ -90,7 +182,9 @@ def test_text_array_holds_trigger_keywords(web_db: psycopg.Connection[Any]) -> N
 def make_org_and_contact(conn: psycopg.Connection[Any]) -> tuple[int, int]:
     # only the columns without a database default: what a raw-SQL stand-in must give
     org_id = conn.execute("INSERT INTO orgs_org (name) VALUES ('schema test') RETURNING id").fetchone()[0]  # type: ignore[index]
-    contact_id = conn.execute("INSERT INTO contacts_contact (org_id) VALUES (%s) RETURNING id", (org_id,)).fetchone()[0]  # type: ignore[index]
+    contact_id = conn.execute(
+        "INSERT INTO contacts_contact (org_id) VALUES (%s) RETURNING id", (org_id,)
+    ).fetchone()[0]  # type: ignore[index]
     return org_id, contact_id
 
 
@@ -137,7 +231,8 @@ def test_database_defaults_fill_the_constant_columns(web_db: psycopg.Connection[
 
 def folder_totals(conn: psycopg.Connection[Any], org_id: int) -> dict[str, int]:
     rows = conn.execute(
-        "SELECT label_type, sum(count) FROM msgs_systemlabelcount WHERE org_id = %s GROUP BY label_type", (org_id,)
+        "SELECT label_type, sum(count) FROM msgs_systemlabelcount WHERE org_id = %s GROUP BY label_type",
+        (org_id,),
     ).fetchall()
     return {label: int(total) for label, total in rows if total}
 
@@ -145,7 +240,8 @@ def folder_totals(conn: psycopg.Connection[Any], org_id: int) -> dict[str, int]:
 def test_folder_counts_follow_messages_through_their_statuses(web_db: psycopg.Connection[Any]) -> None:
     org_id, contact_id = make_org_and_contact(web_db)
     insert = (
-        "INSERT INTO msgs_msg (org_id, contact_id, direction, status, text) VALUES (%s, %s, %s, %s, 'x') RETURNING id"
+        "INSERT INTO msgs_msg (org_id, contact_id, direction, status, text) "
+        "VALUES (%s, %s, %s, %s, 'x') RETURNING id"
     )
     incoming = web_db.execute(insert, (org_id, contact_id, "I", "P")).fetchone()[0]  # type: ignore[index]
     outgoing = web_db.execute(insert, (org_id, contact_id, "O", "Q")).fetchone()[0]  # type: ignore[index]

@@ -1,4 +1,4 @@
-"""Web stand-in: `manage.py seed_org` creates the harness' org idempotently and refuses bad exports clearly."""
+"""Web stand-in: `manage.py seed_org` seeds the harness' org idempotently and refuses bad exports clearly."""
 
 from __future__ import annotations
 
@@ -44,7 +44,9 @@ def test_seed_creates_org_token_channel_flows_and_triggers(
     }
     org = web_db.execute("SELECT uuid::text, name FROM orgs_org WHERE id = %s", (out["org_id"],)).fetchone()
     assert org == (out["org_uuid"], "Resilience")
-    token = web_db.execute("SELECT org_id, is_active FROM api_apitoken WHERE key = %s", (out["api_token"],)).fetchone()
+    token = web_db.execute(
+        "SELECT org_id, is_active FROM api_apitoken WHERE key = %s", (out["api_token"],)
+    ).fetchone()
     assert token == (out["org_id"], True) and len(out["api_token"]) == 40
     channel = web_db.execute(
         "SELECT org_id, channel_type, config, tps, is_active FROM channels_channel WHERE uuid = %s",
@@ -61,7 +63,8 @@ def test_seed_creates_org_token_channel_flows_and_triggers(
         640,
     )
     flow = web_db.execute(
-        "SELECT flow_type, spec_version, definition FROM flows_flow WHERE uuid = %s", (out["flows"]["Favorites"],)
+        "SELECT flow_type, spec_version, definition FROM flows_flow WHERE uuid = %s",
+        (out["flows"]["Favorites"],),
     ).fetchone()
     assert flow is not None
     exported = json.loads((exports / "favorites_v13.json").read_text())["flows"][0]
@@ -86,7 +89,9 @@ def test_seed_is_idempotent_and_follows_a_new_send_url(
         assert count(web_db, "SELECT count(*) FROM api_apitoken WHERE org_id = %s", org_id) == 1
         assert count(web_db, "SELECT count(*) FROM flows_flow WHERE org_id = %s", org_id) == 2
         assert count(web_db, "SELECT count(*) FROM triggers_trigger WHERE org_id = %s", org_id) == 1
-        send_url = web_db.execute("SELECT config->>'send_url' FROM channels_channel WHERE org_id = %s", (org_id,))
+        send_url = web_db.execute(
+            "SELECT config->>'send_url' FROM channels_channel WHERE org_id = %s", (org_id,)
+        )
         assert send_url.fetchone() == ("http://elsewhere:9/x",)
     finally:
         seed(web_stack, "--flows", str(exports), "--send-url", SEND_URL)
@@ -115,7 +120,9 @@ def test_tps_and_org_name_are_taken_from_the_arguments(
 def test_a_flow_of_another_org_is_refused(web_stack: WebStack, tmp_path: Path) -> None:
     path, _ = synthetic_export(tmp_path)
     seed(web_stack, "--flows", str(path), "--send-url", SEND_URL, "--name", "Owner")
-    done = run_manage(web_stack.env(), "seed_org", "--flows", str(path), "--send-url", SEND_URL, "--name", "Thief")
+    done = run_manage(
+        web_stack.env(), "seed_org", "--flows", str(path), "--send-url", SEND_URL, "--name", "Thief"
+    )
     assert done.returncode == 1
     assert f"{path}: " in done.stderr and "already belongs to another org" in done.stderr
 
@@ -127,7 +134,12 @@ def write(tmp_path: Path, name: str, content: Any) -> Path:
 
 
 NODE = {"uuid": "11111111-1111-4111-8111-111111111111", "actions": [], "exits": []}
-GOOD_FLOW = {"uuid": "22222222-2222-4222-8222-222222222222", "name": "Ok", "spec_version": "13.0.0", "nodes": [NODE]}
+GOOD_FLOW = {
+    "uuid": "22222222-2222-4222-8222-222222222222",
+    "name": "Ok",
+    "spec_version": "13.0.0",
+    "nodes": [NODE],
+}
 
 
 @pytest.mark.parametrize(
@@ -137,12 +149,25 @@ GOOD_FLOW = {"uuid": "22222222-2222-4222-8222-222222222222", "name": "Ok", "spec
         ([], 'top level: expected a JSON object with "version" and "flows"'),
         ({"version": "11", "flows": [GOOD_FLOW]}, "\"version\": expected an export version >= 13, got '11'"),
         ({"version": "13", "flows": []}, '"flows": expected a non-empty list of flow objects'),
-        ({"version": "13", "flows": [{**GOOD_FLOW, "uuid": "nope"}]}, "flows[0].uuid: expected a UUID string"),
-        ({"version": "13", "flows": [{**GOOD_FLOW, "nodes": []}]}, "flows[0].nodes: expected a non-empty list"),
-        ({"version": "13", "flows": [{**GOOD_FLOW, "nodes": [{}]}]}, "flows[0].nodes[0]: expected a node object"),
+        (
+            {"version": "13", "flows": [{**GOOD_FLOW, "uuid": "nope"}]},
+            "flows[0].uuid: expected a UUID string",
+        ),
+        (
+            {"version": "13", "flows": [{**GOOD_FLOW, "nodes": []}]},
+            "flows[0].nodes: expected a non-empty list",
+        ),
+        (
+            {"version": "13", "flows": [{**GOOD_FLOW, "nodes": [{}]}]},
+            "flows[0].nodes[0]: expected a node object",
+        ),
         ({"version": "13", "flows": [{**GOOD_FLOW, "type": "sms"}]}, "flows[0].type: expected one of"),
         (
-            {"version": "13", "flows": [GOOD_FLOW], "triggers": [{"trigger_type": "K", "keyword": "x", "flow": {}}]},
+            {
+                "version": "13",
+                "flows": [GOOD_FLOW],
+                "triggers": [{"trigger_type": "K", "keyword": "x", "flow": {}}],
+            },
             "triggers[0].flow.uuid: expected the UUID of a flow in the same export",
         ),
     ],
@@ -153,7 +178,9 @@ def test_bad_export_is_a_clear_error_and_exit_1(
     path = write(tmp_path, "bad.json", content)
     orgs_before = count(web_db, "SELECT count(*) FROM orgs_org")
 
-    done = run_manage(web_stack.env(), "seed_org", "--flows", str(path), "--send-url", SEND_URL, "--name", "Bad")
+    done = run_manage(
+        web_stack.env(), "seed_org", "--flows", str(path), "--send-url", SEND_URL, "--name", "Bad"
+    )
 
     assert done.returncode == 1
     assert f"{path}: " in done.stderr and expected in done.stderr, done.stderr

@@ -137,7 +137,8 @@ def web_stack(pg_url: str, redis_url: str) -> Iterator[WebStack]:
     finally:
         with psycopg.connect(pg_url, autocommit=True) as admin:
             admin.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = %s AND pid <> pg_backend_pid()",
                 (name,),
             )
             admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
@@ -182,7 +183,14 @@ class Gunicorn:
         self.log_path = log_path
         self._log = log_path.open("w")
         self.proc = subprocess.Popen(
-            [str(BIN / "gunicorn"), "temba.wsgi:application", "-b", f"127.0.0.1:{self.port}", "-w", str(workers)],
+            [
+                str(BIN / "gunicorn"),
+                "temba.wsgi:application",
+                "-b",
+                f"127.0.0.1:{self.port}",
+                "-w",
+                str(workers),
+            ],
             env=env,
             cwd=STANDIN_SRC,
             stdout=self._log,
@@ -211,7 +219,9 @@ class Gunicorn:
 
 
 @pytest.fixture(scope="session")
-def live_web(web_stack: WebStack, seeded: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def live_web(
+    web_stack: WebStack, seeded: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
     """A live web on the seeded database; small pages so pagination is exercised with few rows."""
     server = Gunicorn(web_stack.env(API_PAGE_SIZE="3"), tmp_path_factory.mktemp("web") / "gunicorn.log")
     try:

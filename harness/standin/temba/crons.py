@@ -33,7 +33,9 @@ def lock_key(name: str) -> str:
     return f"celery-task-lock:{name}"
 
 
-def cron_task(*, name: str | None = None, lock_timeout: int = DEFAULT_TASK_LOCK_TIMEOUT) -> Callable[..., Any]:
+def cron_task(
+    *, name: str | None = None, lock_timeout: int = DEFAULT_TASK_LOCK_TIMEOUT
+) -> Callable[..., Any]:
     def decorate(func: Callable[..., Any]) -> Any:
         task_name = name or func.__name__
 

@@ -15,6 +15,8 @@ NEW_UUID = "gen_random_uuid()"
 
 def set_db_defaults(table: str, defaults: dict[str, str]) -> migrations.RunSQL:
     """A reversible migration step: `ALTER TABLE t ALTER COLUMN c SET DEFAULT <sql expr>` per column."""
-    forward = "; ".join(f'ALTER TABLE "{table}" ALTER COLUMN "{c}" SET DEFAULT {v}' for c, v in defaults.items())
+    forward = "; ".join(
+        f'ALTER TABLE "{table}" ALTER COLUMN "{c}" SET DEFAULT {v}' for c, v in defaults.items()
+    )
     backward = "; ".join(f'ALTER TABLE "{table}" ALTER COLUMN "{c}" DROP DEFAULT' for c in defaults)
     return migrations.RunSQL(forward, backward)

@@ -14,7 +14,9 @@ def parse_database_url(url: str) -> dict[str, Any]:
     """`postgres://user:pass@host:port/db?opt=v` -> the keys of a DATABASES entry."""
     parts = urlsplit(url)
     if parts.scheme not in {"postgres", "postgresql"}:
-        raise DatabaseUrlError(f"DATABASE_URL: expected postgres://user:pass@host:port/db, got scheme {parts.scheme!r}")
+        raise DatabaseUrlError(
+            f"DATABASE_URL: expected postgres://user:pass@host:port/db, got scheme {parts.scheme!r}"
+        )
     name = unquote(parts.path.lstrip("/"))
     if not name:
         raise DatabaseUrlError("DATABASE_URL: expected a database name after the host (…/db)")

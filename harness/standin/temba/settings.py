@@ -82,7 +82,9 @@ REDIS_CONNECT_TIMEOUT = _env_float("REDIS_CONNECT_TIMEOUT", 5.0)
 API_PAGE_SIZE = _env_int("API_PAGE_SIZE", 250)
 API_THROTTLE_RATE = os.environ.get("API_THROTTLE_RATE", "100000/hour")
 if not re.fullmatch(r"[1-9][0-9]*/(s|sec|second|m|min|minute|h|hour|d|day)", API_THROTTLE_RATE):
-    raise SystemExit(f"API_THROTTLE_RATE: expected <requests>/<second|minute|hour|day>, got {API_THROTTLE_RATE!r}")
+    raise SystemExit(
+        f"API_THROTTLE_RATE: expected <requests>/<second|minute|hour|day>, got {API_THROTTLE_RATE!r}"
+    )
 # RapidPro's scopes, each counted separately per org (their rates all default to API_THROTTLE_RATE).
 API_THROTTLE_SCOPES = ("v2", "v2.contacts", "v2.messages", "v2.runs")
 

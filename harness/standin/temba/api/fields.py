@@ -122,7 +122,9 @@ class ContactField(OrgObjectField):
             identity = normalize_urn(str(data))
         except ValueError:
             return None
-        contact_ids = ContactURN.objects.filter(org=self.context["org"], identity=identity).values("contact_id")
+        contact_ids = ContactURN.objects.filter(org=self.context["org"], identity=identity).values(
+            "contact_id"
+        )
         return contacts.filter(id__in=contact_ids).first()
 
 

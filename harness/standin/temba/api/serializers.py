@@ -133,7 +133,14 @@ def empty_run_counts() -> dict[str, int]:
     return {"active": 0, "waiting": 0, "completed": 0, "expired": 0, "interrupted": 0, "failed": 0}
 
 
-RUN_STATUS_NAMES = {"A": "active", "W": "waiting", "C": "completed", "X": "expired", "I": "interrupted", "F": "failed"}
+RUN_STATUS_NAMES = {
+    "A": "active",
+    "W": "waiting",
+    "C": "completed",
+    "X": "expired",
+    "I": "interrupted",
+    "F": "failed",
+}
 
 
 def result_key(name: str) -> str:
@@ -149,7 +156,9 @@ def flow_results(definition: dict[str, Any]) -> list[dict[str, Any]]:
         if not isinstance(router, dict) or not router.get("result_name"):
             continue
         key = result_key(router["result_name"])
-        entry = results.setdefault(key, {"key": key, "name": router["result_name"], "categories": [], "node_uuids": []})
+        entry = results.setdefault(
+            key, {"key": key, "name": router["result_name"], "categories": [], "node_uuids": []}
+        )
         for category in router.get("categories") or []:
             if category.get("name") not in entry["categories"]:
                 entry["categories"].append(category.get("name"))
@@ -174,7 +183,9 @@ class FlowRunReadSerializer(ReadSerializer):
             },
             "start": None,
             "responded": run.responded,
-            "path": [self.step(s) for s in run.path or []] if self.context.get("include_paths", True) else None,
+            "path": [self.step(s) for s in run.path or []]
+            if self.context.get("include_paths", True)
+            else None,
             "values": {k: self.result(r) for k, r in (run.results or {}).items() if isinstance(r, dict)},
             "created_on": dt(run.created_on),
             "modified_on": dt(run.modified_on),
@@ -185,7 +196,10 @@ class FlowRunReadSerializer(ReadSerializer):
     @staticmethod
     def step(step: Any) -> dict[str, Any]:
         step = step if isinstance(step, dict) else {}
-        return {"node": step.get("node_uuid", step.get("node")), "time": step.get("arrived_on", step.get("time"))}
+        return {
+            "node": step.get("node_uuid", step.get("node")),
+            "time": step.get("arrived_on", step.get("time")),
+        }
 
     @staticmethod
     def result(result: dict[str, Any]) -> dict[str, Any]:

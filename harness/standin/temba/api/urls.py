@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from django.urls import re_path
 
-from temba.api.views import ContactsEndpoint, FlowsEndpoint, FlowStartsEndpoint, MessagesEndpoint, RunsEndpoint
+from temba.api.views import (
+    ContactsEndpoint,
+    FlowsEndpoint,
+    FlowStartsEndpoint,
+    MessagesEndpoint,
+    RunsEndpoint,
+)
 
 ENDPOINTS = {
     "contacts": ContactsEndpoint,
@@ -15,5 +21,6 @@ ENDPOINTS = {
 }
 
 urlpatterns = [
-    re_path(rf"^{name}(?:\.json)?$", view.as_view(), name=f"api.v2.{name}") for name, view in ENDPOINTS.items()
+    re_path(rf"^{name}(?:\.json)?$", view.as_view(), name=f"api.v2.{name}")
+    for name, view in ENDPOINTS.items()
 ]

@@ -93,7 +93,9 @@ class BaseEndpoint(generics.GenericAPIView):
     def check_query(self) -> None:
         given = [p for p in self.exclusive_params if self.request.query_params.get(p)]
         if len(given) > 1:
-            raise InvalidQueryError(f"You may only specify one of the {', '.join(self.exclusive_params)} parameters")
+            raise InvalidQueryError(
+                f"You may only specify one of the {', '.join(self.exclusive_params)} parameters"
+            )
 
     def contact_param(self, queryset: QuerySet[Any]) -> QuerySet[Any]:
         contact_uuid = self.request.query_params.get("contact")
@@ -220,7 +222,9 @@ class FlowsEndpoint(BaseEndpoint):
     def filter_queryset(self, queryset: QuerySet[Flow]) -> QuerySet[Flow]:
         params = self.request.query_params
         if params.get("uuid"):
-            queryset = queryset.filter(uuid=params["uuid"]) if self.get_uuid_param("uuid") else queryset.none()
+            queryset = (
+                queryset.filter(uuid=params["uuid"]) if self.get_uuid_param("uuid") else queryset.none()
+            )
         if params.get("type"):
             queryset = queryset.filter(flow_type=self.TYPES.get(params["type"], "-"))
         if params.get("archived") and str_to_bool(params["archived"]):

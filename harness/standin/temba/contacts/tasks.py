@@ -47,7 +47,8 @@ def check_elasticsearch_lag() -> dict[str, Any]:
     lag = db_contact.modified_on - es_modified_on
     if lag > MAX_LAG:
         logger.error(
-            "drift between ElasticSearch and DB. Newest DB(id: %d, modified_on: %s) Newest ES(id: %s, modified_on: %s)",
+            "drift between ElasticSearch and DB. "
+            "Newest DB(id: %d, modified_on: %s) Newest ES(id: %s, modified_on: %s)",
             db_contact.id,
             db_contact.modified_on,
             newest_es.get("id"),

@@ -15,7 +15,9 @@ from temba.flows.models import Flow
 from temba.orgs.models import Org
 from temba.triggers.models import Trigger
 
-MIN_EXPORT_VERSION = 13  # goflow's spec 13: older exports need RapidPro's migrations, which the stand-in lacks
+MIN_EXPORT_VERSION = (
+    13  # goflow's spec 13: older exports need RapidPro's migrations, which the stand-in lacks
+)
 FLOW_TYPES = {"messaging": "M", "voice": "V", "messaging_background": "B", "messaging_offline": "S"}
 TRIGGER_TYPES = {"K": Trigger.TYPE_KEYWORD, "C": Trigger.TYPE_CATCH_ALL}
 MATCH_TYPES = {"F", "O"}
@@ -75,7 +77,9 @@ def read_export(path: Path) -> FlowExport:
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
-        raise FlowExportError(f"{path}: line {exc.lineno} column {exc.colno}: not valid JSON ({exc.msg})") from None
+        raise FlowExportError(
+            f"{path}: line {exc.lineno} column {exc.colno}: not valid JSON ({exc.msg})"
+        ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise FlowExportError(f"{path}: cannot be read ({exc})") from None
     _require(isinstance(document, dict), path, "top level", 'a JSON object with "version" and "flows"')
@@ -85,7 +89,10 @@ def read_export(path: Path) -> FlowExport:
     except ValueError:
         major = -1
     _require(
-        major >= MIN_EXPORT_VERSION, path, '"version"', f"an export version >= {MIN_EXPORT_VERSION}, got {version!r}"
+        major >= MIN_EXPORT_VERSION,
+        path,
+        '"version"',
+        f"an export version >= {MIN_EXPORT_VERSION}, got {version!r}",
     )
     flows = document.get("flows")
     _require(isinstance(flows, list) and bool(flows), path, '"flows"', "a non-empty list of flow objects")
@@ -101,8 +108,12 @@ def read_export(path: Path) -> FlowExport:
             f"{where}.name",
             f"a name of 1 to {MAX_FLOW_NAME_LEN} characters",
         )
-        _require(isinstance(flow.get("spec_version"), str), path, f"{where}.spec_version", 'a string like "13.0.0"')
-        _require(flow.get("type", "messaging") in FLOW_TYPES, path, f"{where}.type", f"one of {sorted(FLOW_TYPES)}")
+        _require(
+            isinstance(flow.get("spec_version"), str), path, f"{where}.spec_version", 'a string like "13.0.0"'
+        )
+        _require(
+            flow.get("type", "messaging") in FLOW_TYPES, path, f"{where}.type", f"one of {sorted(FLOW_TYPES)}"
+        )
         nodes = flow.get("nodes")
         _require(isinstance(nodes, list) and bool(nodes), path, f"{where}.nodes", "a non-empty list of nodes")
         for node_index, node in enumerate(nodes):
@@ -126,7 +137,9 @@ def _read_trigger(path: Path, where: str, trigger: Any, flow_uuids: set[str]) ->
     _require(flow_uuid in flow_uuids, path, f"{where}.flow.uuid", "the UUID of a flow in the same export")
     if trigger_type not in TRIGGER_TYPES:
         # other trigger kinds (schedules, missed calls, …) have no part in the stand-in: keep them out
-        return ExportedTrigger(trigger_type=str(trigger_type), keywords=[], match_type=None, flow_uuid=flow_uuid)
+        return ExportedTrigger(
+            trigger_type=str(trigger_type), keywords=[], match_type=None, flow_uuid=flow_uuid
+        )
     keywords: list[str] = []
     if trigger_type == "K":
         raw = trigger.get("keywords") or ([trigger["keyword"]] if trigger.get("keyword") else [])
@@ -152,7 +165,8 @@ def import_export(org: Org, export: FlowExport) -> dict[str, str]:
         existing = Flow.objects.filter(uuid=definition["uuid"]).first()
         if existing is not None and existing.org_id != org.id:
             raise FlowExportError(
-                f"{export.path}: flow {definition['name']!r} ({definition['uuid']}) already belongs to another org"
+                f"{export.path}: flow {definition['name']!r} ({definition['uuid']}) "
+                "already belongs to another org"
             )
         flow, _ = Flow.objects.update_or_create(
             uuid=definition["uuid"],

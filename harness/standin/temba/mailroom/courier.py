@@ -63,7 +63,9 @@ def queue_key(channel_uuid: str, tps: int | None) -> str:
     return f"msgs:{channel_uuid}|{tps if tps is not None else DEFAULT_TPS}"
 
 
-def push_to_courier(msgs: list[dict[str, Any]], channel_uuid: str, tps: int | None, high_priority: bool) -> None:
+def push_to_courier(
+    msgs: list[dict[str, Any]], channel_uuid: str, tps: int | None, high_priority: bool
+) -> None:
     """Push one contact's batch of courier messages; raises redis errors to the caller."""
     epoch_secs = f"{time.time():.6f}"
     priority = HIGH_PRIORITY if high_priority else BULK_PRIORITY

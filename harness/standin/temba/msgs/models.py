@@ -31,7 +31,9 @@ class Msg(models.Model):
     org = models.ForeignKey("orgs.Org", on_delete=models.PROTECT, related_name="msgs")
     channel = models.ForeignKey("channels.Channel", on_delete=models.PROTECT, null=True, related_name="msgs")
     contact = models.ForeignKey("contacts.Contact", on_delete=models.PROTECT, related_name="msgs")
-    contact_urn = models.ForeignKey("contacts.ContactURN", on_delete=models.PROTECT, null=True, related_name="msgs")
+    contact_urn = models.ForeignKey(
+        "contacts.ContactURN", on_delete=models.PROTECT, null=True, related_name="msgs"
+    )
     direction = models.CharField(max_length=1)
     status = models.CharField(max_length=1)
     msg_type = models.CharField(max_length=1, default=TYPE_TEXT)

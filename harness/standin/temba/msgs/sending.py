@@ -42,7 +42,9 @@ def send_chat_msg(org: Org, contact: Contact, text: str) -> Msg:
         return create_msg(org, contact, text, Msg.STATUS_FAILED, urn=None, channel=None)
     msg = create_msg(org, contact, text, Msg.STATUS_QUEUED, urn=urn, channel=channel)
     try:
-        push_to_courier([courier_msg(msg, urn.identity, str(channel.uuid))], str(channel.uuid), channel.tps, False)
+        push_to_courier(
+            [courier_msg(msg, urn.identity, str(channel.uuid))], str(channel.uuid), channel.tps, False
+        )
     except RedisError as exc:
         logger.error("queueing msg %d to courier failed, marking it for retry: %s", msg.id, exc)
         msg.status = Msg.STATUS_INITIALIZING

@@ -1,4 +1,4 @@
-"""Message crons: failing stale outgoing messages and squashing folder counts (RapidPro temba/msgs/tasks.py)."""
+"""Message crons (RapidPro temba/msgs/tasks.py): failing stale outgoing messages, squashing folder counts."""
 
 from __future__ import annotations
 

@@ -64,7 +64,9 @@ class Migration(migrations.Migration):
                 ),
                 (
                     "org",
-                    models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name="urns", to="orgs.org"),
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="urns", to="orgs.org"
+                    ),
                 ),
             ],
         ),

@@ -33,7 +33,9 @@ class Migration(migrations.Migration):
                 ("modified_on", models.DateTimeField(default=django.utils.timezone.now)),
                 (
                     "org",
-                    models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name="flows", to="orgs.org"),
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="flows", to="orgs.org"
+                    ),
                 ),
             ],
         ),
@@ -59,7 +61,9 @@ class Migration(migrations.Migration):
                 ),
                 (
                     "org",
-                    models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name="+", to="orgs.org"),
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="+", to="orgs.org"
+                    ),
                 ),
             ],
         ),
@@ -95,7 +99,9 @@ class Migration(migrations.Migration):
                 ),
                 (
                     "org",
-                    models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name="+", to="orgs.org"),
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="+", to="orgs.org"
+                    ),
                 ),
             ],
         ),
@@ -127,7 +133,9 @@ class Migration(migrations.Migration):
                 ),
                 (
                     "org",
-                    models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name="+", to="orgs.org"),
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="+", to="orgs.org"
+                    ),
                 ),
                 (
                     "session",

@@ -94,13 +94,17 @@ class Migration(migrations.Migration):
                 ),
                 (
                     "org",
-                    models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name="msgs", to="orgs.org"),
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="msgs", to="orgs.org"
+                    ),
                 ),
             ],
             options={
                 "indexes": [
                     models.Index(fields=["org", "direction", "created_on"], name="msgs_msg_org_dir_created"),
-                    models.Index(fields=["status", "direction", "created_on"], name="msgs_msg_status_dir_created"),
+                    models.Index(
+                        fields=["status", "direction", "created_on"], name="msgs_msg_status_dir_created"
+                    ),
                 ],
             },
         ),

@@ -9,7 +9,9 @@ DROP TRIGGER IF EXISTS temba_msg_on_change ON msgs_msg;
 DROP FUNCTION IF EXISTS temba_msg_on_change();
 DROP FUNCTION IF EXISTS temba_msg_folder(char, char, char, int);
 
-CREATE FUNCTION temba_msg_folder(_direction text, _status text, _visibility text, _msg_type text, _flow_id int)
+CREATE FUNCTION temba_msg_folder(
+    _direction text, _status text, _visibility text, _msg_type text, _flow_id int
+)
 RETURNS char AS $$
 BEGIN
     IF _direction = 'I' THEN

@@ -113,7 +113,9 @@ class Command(BaseCommand):
     @staticmethod
     def ensure_channel(org: Org, send_url: str, tps: int) -> Channel:
         channel = (
-            Channel.objects.filter(org=org, channel_type=Channel.TYPE_EXTERNAL, is_active=True).order_by("id").first()
+            Channel.objects.filter(org=org, channel_type=Channel.TYPE_EXTERNAL, is_active=True)
+            .order_by("id")
+            .first()
         )
         if channel is None:
             return Channel.objects.create(
