@@ -88,6 +88,7 @@ def db(migrated_pg: str) -> Iterator[psycopg.Connection[Any]]:
     """An autocommit connection to an emptied database."""
     with psycopg.connect(migrated_pg, autocommit=True) as conn:
         conn.execute(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE")
+        conn.execute("DROP TABLE IF EXISTS archives_archive")  # the archiver stand-in creates it
         yield conn
 
 
