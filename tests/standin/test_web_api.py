@@ -476,3 +476,19 @@ def test_database_down_is_a_plain_500_and_the_login_page_stays_up(
         assert httpx.get(server.url + "/", timeout=5).status_code == 200
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize(
+    ("switches", "message"),
+    [
+        ('{"spool": true}', "STANDIN_SWITCHES: unknown switch web.spool; web has: none"),
+        ("not json", "STANDIN_SWITCHES: not valid JSON"),
+        ("{}", None),
+    ],
+)
+def test_switches_are_validated_at_start(web_stack: WebStack, switches: str, message: str | None) -> None:
+    done = run_manage(web_stack.env(STANDIN_SWITCHES=switches), "check")
+    if message is None:
+        assert done.returncode == 0, done.stderr
+    else:
+        assert done.returncode != 0 and message in done.stderr and "Traceback" not in done.stderr

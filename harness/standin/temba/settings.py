@@ -9,6 +9,7 @@ from datetime import timedelta
 from celery.schedules import crontab
 
 from temba.dburl import parse_database_url
+from temba.switches import load as load_switches
 
 
 def _env_int(name: str, default: int) -> int:
@@ -30,6 +31,8 @@ def _env_float(name: str, default: float) -> float:
     except ValueError:
         raise SystemExit(f"{name}: expected a number, got {raw!r}") from None
 
+
+SWITCHES = load_switches()
 
 SECRET_KEY = os.environ.get("SECRET_KEY", "standin-not-secret")
 DEBUG = False
