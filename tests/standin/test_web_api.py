@@ -464,18 +464,30 @@ def test_a_bad_throttle_rate_stops_the_web_at_start(web_stack: WebStack) -> None
     assert "API_THROTTLE_RATE: expected <requests>/<second|minute|hour|day>, got 'lots'" in done.stderr
 
 
-def test_database_down_is_a_plain_500_and_the_login_page_stays_up(
-    web_stack: WebStack, seeded: dict[str, Any], tmp_path: Path
+@pytest.mark.parametrize("dead", ["postgres", "redis"])
+def test_a_dead_store_is_a_plain_500_and_the_login_page_stays_up(
+    web_stack: WebStack, seeded: dict[str, Any], web_db: psycopg.Connection[Any], tmp_path: Path, dead: str
 ) -> None:
-    dead_db = f"postgres://temba:temba@127.0.0.1:{free_port()}/temba"  # nothing listens there
-    server = Gunicorn(web_env(dead_db, web_stack.redis_url), tmp_path / "gunicorn.log", workers=1)
+    nowhere = free_port()  # nothing listens there
+    database_url = (
+        f"postgres://temba:temba@127.0.0.1:{nowhere}/temba" if dead == "postgres" else web_stack.database_url
+    )
+    redis_url = f"redis://127.0.0.1:{nowhere}/15" if dead == "redis" else web_stack.redis_url
+    starts_before = web_db.execute("SELECT count(*) FROM flows_flowstart").fetchone()
+    server = Gunicorn(web_env(database_url, redis_url), tmp_path / "gunicorn.log", workers=1)
     try:
-        response = httpx.get(server.url + "/api/v2/flows.json", headers=api(seeded["api_token"]), timeout=10)
-        assert response.status_code == 500
-        assert response.text == "Server Error. Site administrators have been notified."
+        token = api(seeded["api_token"])
+        listed = httpx.get(server.url + "/api/v2/flows.json", headers=token, timeout=15)
+        body = {"flow": seeded["flows"]["Favorites"], "urns": ["tel:+250788000077"]}
+        started = httpx.post(server.url + "/api/v2/flow_starts.json", json=body, headers=token, timeout=15)
+        for response in (listed, started):
+            assert response.status_code == 500
+            assert response.text == "Server Error. Site administrators have been notified."
         assert httpx.get(server.url + "/", timeout=5).status_code == 200
     finally:
         server.stop()
+    # the throttle reads Redis before anything is written, as RapidPro's cache-backed throttle does
+    assert web_db.execute("SELECT count(*) FROM flows_flowstart").fetchone() == starts_before
 
 
 @pytest.mark.parametrize(
