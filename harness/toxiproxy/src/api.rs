@@ -20,10 +20,7 @@ pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "-noxious-1.0.4");
 
 type Answer = Response<Full<Bytes>>;
 
-pub async fn handle(
-    request: Request<Incoming>,
-    registry: SharedRegistry,
-) -> Result<Answer, Infallible> {
+pub async fn handle(request: Request<Incoming>, registry: SharedRegistry) -> Result<Answer, Infallible> {
     // Toxiproxy refuses browsers so that a web page cannot drive the API (a CSRF guard).
     let from_browser = request
         .headers()
@@ -41,10 +38,7 @@ pub async fn handle(
         .filter(|segment| !segment.is_empty())
         .map(|segment| percent_decode_str(segment).decode_utf8_lossy().into_owned())
         .collect();
-    let body = match Limited::new(request.into_body(), MAX_BODY_BYTES)
-        .collect()
-        .await
-    {
+    let body = match Limited::new(request.into_body(), MAX_BODY_BYTES).collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(err) => return Ok(error(&ApiError::bad_body(err))),
     };
@@ -52,23 +46,14 @@ pub async fn handle(
     Ok(route(&method, &segments, &body, &registry).await)
 }
 
-async fn route(
-    method: &Method,
-    segments: &[&str],
-    body: &[u8],
-    registry: &SharedRegistry,
-) -> Answer {
+async fn route(method: &Method, segments: &[&str], body: &[u8], registry: &SharedRegistry) -> Answer {
     let is = |expected: &Method| method == expected;
     let update = is(&Method::POST) || is(&Method::PATCH);
     let outcome = match segments {
         ["version"] if is(&Method::GET) => Ok(version()),
-        ["reset"] if is(&Method::POST) => {
-            registry.lock().await.reset().await.map(|()| no_content())
-        }
+        ["reset"] if is(&Method::POST) => registry.lock().await.reset().await.map(|()| no_content()),
         ["populate"] if is(&Method::POST) => Ok(populate(registry, body).await),
-        ["proxies"] if is(&Method::GET) => {
-            Ok(ok_json(StatusCode::OK, &registry.lock().await.list()))
-        }
+        ["proxies"] if is(&Method::GET) => Ok(ok_json(StatusCode::OK, &registry.lock().await.list())),
         ["proxies"] if is(&Method::POST) => {
             let created = registry.lock().await.create(body).await;
             created.map(|shown| ok_json(StatusCode::CREATED, &shown))
@@ -81,12 +66,9 @@ async fn route(
             let updated = registry.lock().await.update(proxy, body).await;
             updated.map(|shown| ok_json(StatusCode::OK, &shown))
         }
-        ["proxies", proxy] if is(&Method::DELETE) => registry
-            .lock()
-            .await
-            .delete(proxy)
-            .await
-            .map(|()| no_content()),
+        ["proxies", proxy] if is(&Method::DELETE) => {
+            registry.lock().await.delete(proxy).await.map(|()| no_content())
+        }
         ["proxies", proxy, "toxics"] if is(&Method::GET) => {
             let listed = registry.lock().await.toxics(proxy);
             listed.map(|shown| ok_json(StatusCode::OK, &shown))

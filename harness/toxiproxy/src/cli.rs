@@ -35,10 +35,7 @@ pub fn parse(arguments: impl IntoIterator<Item = String>) -> Result<Command, Str
     };
     let mut arguments = arguments.into_iter();
     while let Some(argument) = arguments.next() {
-        let Some(flag) = argument
-            .strip_prefix("--")
-            .or_else(|| argument.strip_prefix('-'))
-        else {
+        let Some(flag) = argument.strip_prefix("--").or_else(|| argument.strip_prefix('-')) else {
             return Err(format!("unexpected argument {argument:?}"));
         };
         let (flag, inline_value) = match flag.split_once('=') {

@@ -26,10 +26,7 @@ impl ApiError {
     }
 
     pub fn invalid_stream() -> Self {
-        Self::new(
-            400,
-            "stream was invalid, can be either upstream or downstream",
-        )
+        Self::new(400, "stream was invalid, can be either upstream or downstream")
     }
 
     pub fn invalid_toxic_type() -> Self {

@@ -2,10 +2,11 @@
 
 mod api;
 mod cli;
+mod connection;
 mod error;
+mod generation;
 mod model;
 mod registry;
-mod relay;
 mod runtime;
 
 use api::SharedRegistry;
@@ -35,10 +36,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(err) => {
             eprintln!("toxiproxy-server: cannot start the async runtime: {err}");
@@ -63,9 +61,7 @@ async fn serve(options: cli::Options) -> ExitCode {
         None => None,
     };
     if options.seed.is_some() {
-        eprintln!(
-            "toxiproxy-server: -seed is accepted but not used: toxicity draws are not seeded"
-        );
+        eprintln!("toxiproxy-server: -seed is accepted but not used: toxicity draws are not seeded");
     }
     let listener = match TcpListener::bind((options.host.as_str(), options.port)).await {
         Ok(listener) => listener,

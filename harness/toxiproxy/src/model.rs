@@ -80,20 +80,22 @@ impl ToxicType {
     ];
 
     /// Builds the type from its name and attribute object. Like Toxiproxy, an absent attribute is 0.
-    fn from_attributes(
-        type_name: &str,
-        attributes: &Map<String, Value>,
-    ) -> Result<ToxicType, ApiError> {
+    fn from_attributes(type_name: &str, attributes: &Map<String, Value>) -> Result<ToxicType, ApiError> {
         let attr = |key: &str| non_negative_attribute(attributes, key);
         Ok(match type_name {
             "noop" => ToxicType::Noop,
-            "latency" => ToxicType::Latency {
-                latency: attr("latency")?,
-                jitter: attr("jitter")?,
-            },
-            "bandwidth" => ToxicType::Bandwidth {
-                rate: attr("rate")?,
-            },
+            "latency" => {
+                let (latency, jitter) = (attr("latency")?, attr("jitter")?);
+                // noxious computes latency + draw − jitter unsigned: past the latency it wraps
+                // around and holds the data for ever.
+                if jitter > latency {
+                    return Err(ApiError::bad_body(format!(
+                        "attribute `jitter` ({jitter}) must not exceed `latency` ({latency})"
+                    )));
+                }
+                ToxicType::Latency { latency, jitter }
+            }
+            "bandwidth" => ToxicType::Bandwidth { rate: attr("rate")? },
             "slow_close" => ToxicType::SlowClose {
                 delay: attr("delay")?,
             },
@@ -104,14 +106,11 @@ impl ToxicType {
                 timeout: attr("timeout")?,
             },
             "slicer" => {
-                let (average_size, size_variation) =
-                    (attr("average_size")?, attr("size_variation")?);
+                let (average_size, size_variation) = (attr("average_size")?, attr("size_variation")?);
                 // noxious slices forever at size 0, and draws sizes from average±variation, which
                 // would underflow past the average.
                 if average_size == 0 {
-                    return Err(ApiError::bad_body(
-                        "attribute `average_size` must be at least 1",
-                    ));
+                    return Err(ApiError::bad_body("attribute `average_size` must be at least 1"));
                 }
                 if size_variation >= average_size {
                     return Err(ApiError::bad_body(format!(
@@ -165,12 +164,12 @@ impl ToxicType {
         }
     }
 
-    /// The noxious engine's kind; `None` for reset_peer, which this server applies itself.
+    /// The noxious engine's kind; `None` for the toxics this server applies itself: reset_peer
+    /// (noxious has none) and bandwidth (noxious' panics on chunks over rate × 100 bytes).
     fn engine_kind(&self) -> Option<ToxicKind> {
         Some(match *self {
             ToxicType::Noop => ToxicKind::Noop,
             ToxicType::Latency { latency, jitter } => ToxicKind::Latency { latency, jitter },
-            ToxicType::Bandwidth { rate } => ToxicKind::Bandwidth { rate },
             ToxicType::SlowClose { delay } => ToxicKind::SlowClose { delay },
             ToxicType::Timeout { timeout } => ToxicKind::Timeout { timeout },
             ToxicType::Slicer {
@@ -183,7 +182,7 @@ impl ToxicType {
                 delay,
             },
             ToxicType::LimitData { bytes } => ToxicKind::LimitData { bytes },
-            ToxicType::ResetPeer { .. } => return None,
+            ToxicType::ResetPeer { .. } | ToxicType::Bandwidth { .. } => return None,
         })
     }
 }
@@ -218,9 +217,7 @@ impl ToxicSpec {
         let stream = match object.get("stream") {
             None | Some(Value::Null) => Stream::Downstream,
             Some(Value::String(text)) if text.is_empty() => Stream::Downstream,
-            Some(Value::String(text)) => {
-                Stream::parse(text).ok_or_else(ApiError::invalid_stream)?
-            }
+            Some(Value::String(text)) => Stream::parse(text).ok_or_else(ApiError::invalid_stream)?,
             Some(_) => return Err(ApiError::invalid_stream()),
         };
         let type_name = optional_string(&object, "type")?.unwrap_or_default();
@@ -403,9 +400,7 @@ impl ProxyFields {
                     return Err(ApiError::missing_field(format!("name at proxy {position}")));
                 }
                 if fields.upstream.as_deref().unwrap_or_default().is_empty() {
-                    return Err(ApiError::missing_field(format!(
-                        "upstream at proxy {position}"
-                    )));
+                    return Err(ApiError::missing_field(format!("upstream at proxy {position}")));
                 }
                 Ok(fields)
             })

@@ -1,8 +1,8 @@
 //! The proxies by name with their toxics: what every API call reads and changes.
 
+use crate::connection::{LocalEffect, LocalToxic, LocalToxics};
 use crate::error::ApiError;
 use crate::model::{bind_address, check_address, ProxyFields, Stream, ToxicSpec, ToxicType};
-use crate::relay::{ResetRule, ResetRules};
 use crate::runtime::RunningProxy;
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
@@ -16,7 +16,7 @@ struct Proxy {
     upstream: String,
     /// In the order added; the API lists upstream toxics first, as Toxiproxy does.
     toxics: Vec<ToxicSpec>,
-    reset_rules: ResetRules,
+    local_toxics: LocalToxics,
     /// `Some` exactly while the proxy is enabled.
     running: Option<RunningProxy>,
 }
@@ -28,7 +28,7 @@ impl Proxy {
             listen,
             upstream,
             toxics: Vec::new(),
-            reset_rules: ResetRules::default(),
+            local_toxics: LocalToxics::default(),
             running: None,
         }
     }
@@ -47,7 +47,7 @@ impl Proxy {
             &address,
             &self.upstream,
             &self.toxics,
-            self.reset_rules.clone(),
+            self.local_toxics.clone(),
         )
         .await
         .map_err(|err| ApiError::internal(format!("listen tcp {address}: {err}")))?;
@@ -67,21 +67,37 @@ impl Proxy {
         }
     }
 
-    fn sync_reset_rules(&self) {
-        let rules = self
+    /// Replaces the toxics, on open connections too when the proxy runs.
+    async fn set_toxics(&mut self, toxics: Vec<ToxicSpec>) -> Result<(), ApiError> {
+        if let Some(running) = &self.running {
+            running.apply_toxics(&toxics).await.map_err(ApiError::internal)?;
+        }
+        self.toxics = toxics;
+        self.sync_local_toxics();
+        Ok(())
+    }
+
+    fn sync_local_toxics(&self) {
+        let local = self
             .toxics
             .iter()
-            .filter_map(|toxic| match toxic.toxic_type {
-                ToxicType::ResetPeer { timeout } => Some(ResetRule {
+            .filter_map(|toxic| {
+                let effect = match toxic.toxic_type {
+                    ToxicType::ResetPeer { timeout } => LocalEffect::ResetPeer {
+                        timeout: Duration::from_millis(timeout),
+                    },
+                    ToxicType::Bandwidth { rate } => LocalEffect::Bandwidth { rate },
+                    _ => return None,
+                };
+                Some(LocalToxic {
                     stream: toxic.stream,
-                    timeout: Duration::from_millis(timeout),
+                    effect,
                     toxicity: toxic.toxicity,
                     revision: toxic.revision,
-                }),
-                _ => None,
+                })
             })
             .collect();
-        self.reset_rules.replace(rules);
+        self.local_toxics.replace(local);
     }
 
     fn toxic_position(&self, name: &str) -> Result<usize, ApiError> {
@@ -129,9 +145,7 @@ async fn resolve_listen(listen: &str) -> Result<String, ApiError> {
     }
     let resolved: Vec<SocketAddr> = tokio::net::lookup_host(address.as_str())
         .await
-        .map_err(|err| {
-            ApiError::bad_body(format!("cannot resolve listen address {listen:?}: {err}"))
-        })?
+        .map_err(|err| ApiError::bad_body(format!("cannot resolve listen address {listen:?}: {err}")))?
         .collect();
     // Go's resolver, like this, prefers an IPv4 address when a name has both.
     resolved
@@ -164,9 +178,7 @@ impl Registry {
     }
 
     fn proxy_mut(&mut self, name: &str) -> Result<&mut Proxy, ApiError> {
-        self.proxies
-            .get_mut(name)
-            .ok_or_else(ApiError::proxy_not_found)
+        self.proxies.get_mut(name).ok_or_else(ApiError::proxy_not_found)
     }
 
     pub fn list(&self) -> Value {
@@ -269,10 +281,7 @@ impl Registry {
     }
 
     pub async fn delete(&mut self, name: &str) -> Result<(), ApiError> {
-        let mut proxy = self
-            .proxies
-            .remove(name)
-            .ok_or_else(ApiError::proxy_not_found)?;
+        let mut proxy = self.proxies.remove(name).ok_or_else(ApiError::proxy_not_found)?;
         proxy.stop().await;
         Ok(())
     }
@@ -280,16 +289,8 @@ impl Registry {
     /// Enables every proxy and removes every toxic.
     pub async fn reset(&mut self) -> Result<(), ApiError> {
         for proxy in self.proxies.values_mut() {
+            proxy.set_toxics(Vec::new()).await?;
             proxy.start().await?;
-            for toxic in std::mem::take(&mut proxy.toxics) {
-                if let Some(running) = &proxy.running {
-                    running
-                        .remove_toxic(&toxic)
-                        .await
-                        .map_err(ApiError::internal)?;
-                }
-            }
-            proxy.sync_reset_rules();
         }
         Ok(())
     }
@@ -307,70 +308,37 @@ impl Registry {
         let revision = self.next_revision();
         let proxy = self.proxy_mut(proxy)?;
         let toxic = ToxicSpec::from_create_body(body, revision)?;
-        if proxy
-            .toxics
-            .iter()
-            .any(|existing| existing.name == toxic.name)
-        {
+        if proxy.toxics.iter().any(|existing| existing.name == toxic.name) {
             return Err(ApiError::toxic_exists());
         }
-        if let Some(running) = &proxy.running {
-            running
-                .add_toxic(&toxic)
-                .await
-                .map_err(ApiError::internal)?;
-        }
         let shown = toxic.to_json();
-        eprintln!(
-            "toxiproxy-server: proxy {}: added toxic {shown}",
-            proxy.name
-        );
-        proxy.toxics.push(toxic);
-        proxy.sync_reset_rules();
+        let mut toxics = proxy.toxics.clone();
+        toxics.push(toxic);
+        proxy.set_toxics(toxics).await?;
+        eprintln!("toxiproxy-server: proxy {}: added toxic {shown}", proxy.name);
         Ok(shown)
     }
 
-    pub async fn update_toxic(
-        &mut self,
-        proxy: &str,
-        toxic: &str,
-        body: &[u8],
-    ) -> Result<Value, ApiError> {
+    pub async fn update_toxic(&mut self, proxy: &str, toxic: &str, body: &[u8]) -> Result<Value, ApiError> {
         let revision = self.next_revision();
         let proxy = self.proxy_mut(proxy)?;
         let position = proxy.toxic_position(toxic)?;
         let updated = proxy.toxics[position].updated(body, revision)?;
-        if let Some(running) = &proxy.running {
-            running
-                .update_toxic(&updated)
-                .await
-                .map_err(ApiError::internal)?;
-        }
         let shown = updated.to_json();
-        eprintln!(
-            "toxiproxy-server: proxy {}: updated toxic {shown}",
-            proxy.name
-        );
-        proxy.toxics[position] = updated;
-        proxy.sync_reset_rules();
+        let mut toxics = proxy.toxics.clone();
+        toxics[position] = updated;
+        proxy.set_toxics(toxics).await?;
+        eprintln!("toxiproxy-server: proxy {}: updated toxic {shown}", proxy.name);
         Ok(shown)
     }
 
     pub async fn delete_toxic(&mut self, proxy: &str, toxic: &str) -> Result<(), ApiError> {
         let proxy = self.proxy_mut(proxy)?;
         let position = proxy.toxic_position(toxic)?;
-        if let Some(running) = &proxy.running {
-            running
-                .remove_toxic(&proxy.toxics[position])
-                .await
-                .map_err(ApiError::internal)?;
-        }
-        proxy.toxics.remove(position);
-        proxy.sync_reset_rules();
-        eprintln!(
-            "toxiproxy-server: proxy {}: removed toxic {toxic}",
-            proxy.name
-        );
+        let mut toxics = proxy.toxics.clone();
+        toxics.remove(position);
+        proxy.set_toxics(toxics).await?;
+        eprintln!("toxiproxy-server: proxy {}: removed toxic {toxic}", proxy.name);
         Ok(())
     }
 
