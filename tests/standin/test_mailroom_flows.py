@@ -119,30 +119,37 @@ def test_reply_resumes_the_waiting_session(
         mailroom.terminate()
 
 
-def _conversation_flow() -> tuple[Path, str, list[tuple[str, list[str]]]]:
-    """(export, keyword, [(message, expected replies)]) of a whole conversation."""
-    if REGISTRATION.exists():
-        export = json.loads(REGISTRATION.read_text())
-        steps = export.get("_test_conversation")
-        if steps:
-            return REGISTRATION, steps["keyword"], [(s["send"], s["expect"]) for s in steps["steps"]]
-    return (
-        FAVORITES,
-        "favorites",
-        [
-            ("favorites", ["What is your favorite color?"]),
-            ("purple", ["I don't know that color. Try again."]),
-            ("blue", ["Good choice, I like Blue too! What is your favorite beer?"]),
-            ("primus", ["Mmmmm... delicious Primus. If only they made blue Primus! Lastly, what is your name?"]),
-            ("Ben Haggerty", ["Thanks Ben Haggerty, we are all done!"]),
-        ],
-    )
+FAVORITES_CONVERSATION = [
+    ("favorites", ["What is your favorite color?"]),
+    ("purple", ["I don't know that color. Try again."]),
+    ("blue", ["Good choice, I like Blue too! What is your favorite beer?"]),
+    ("primus", ["Mmmmm... delicious Primus. If only they made blue Primus! Lastly, what is your name?"]),
+    ("Ben Haggerty", ["Thanks Ben Haggerty, we are all done!"]),
+]
+REGISTRATION_CONVERSATION = [
+    ("join", ["Welcome to registration. What is your name?"]),
+    ("Ann", ["Thanks Ann. How old are you?"]),
+    ("thirty", ["Please send your age as a number between 1 and 120."]),
+    ("34", ["Which district do you live in?"]),
+    ("Kigali", ["Thanks Ann, you are registered. Age: 34. District: Kigali."]),
+]
 
 
+@pytest.mark.parametrize(
+    ("export", "keyword", "steps"),
+    [(REGISTRATION, "join", REGISTRATION_CONVERSATION), (FAVORITES, "favorites", FAVORITES_CONVERSATION)],
+    ids=["registration", "favorites"],
+)
 def test_whole_conversation_to_the_end(
-    tmp_path: Path, migrated_pg: str, redis_url: str, db: psycopg.Connection[Any], rds: redis.Redis
+    tmp_path: Path,
+    migrated_pg: str,
+    redis_url: str,
+    db: psycopg.Connection[Any],
+    rds: redis.Redis,
+    export: Path,
+    keyword: str,
+    steps: list[tuple[str, list[str]]],
 ) -> None:
-    export, keyword, steps = _conversation_flow()
     if not export.exists():
         pytest.skip(f"{export} is not present")
     flows = json.loads(export.read_text())["flows"]
@@ -166,9 +173,13 @@ def test_whole_conversation_to_the_end(
             "SELECT status, exited_on IS NOT NULL FROM flows_flowrun WHERE contact_id = %s", (contact_id,)
         ).fetchall()
         assert run == [("C", True)]
-        assert db.execute(
-            "SELECT current_flow_id FROM contacts_contact WHERE id = %s", (contact_id,)
-        ).fetchone() == (None,)
+        contact = db.execute(
+            "SELECT current_flow_id, name, fields FROM contacts_contact WHERE id = %s", (contact_id,)
+        ).fetchone()
+        assert contact is not None and contact[0] is None
+        if export == REGISTRATION:
+            assert contact[1] == "Ann"
+            assert contact[2] == {"age": "34", "district": "Kigali"}
         wait_for(lambda: queued_texts(rds, seed, HIGH) == expected, what="every reply on courier's queue")
     finally:
         mailroom.terminate()

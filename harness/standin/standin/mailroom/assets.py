@@ -13,9 +13,7 @@ from typing import Any
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 
-from standin.flows.definition import Flow, load_flow
-from standin.flows.engine import Engine
-from standin.flows.errors import FlowError
+from standin.flows import Engine, Flow, FlowError, load_flow
 from standin.flows.text import collate_equals, tokenize
 from standin.mailroom.models import DEFAULT_TPS, Channel
 

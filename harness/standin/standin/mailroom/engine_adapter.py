@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from standin.flows.engine import Engine
-from standin.flows.session import Contact as EngineContact
+from standin.flows import Contact as EngineContact
+from standin.flows import Engine
 from standin.mailroom.models import Contact
 
 _RUN_STATUS = {
