@@ -161,10 +161,19 @@ class TcpRelay:
     def down(self) -> None:
         self._call(self._down())
 
+    async def _cancel_pipes(self) -> None:
+        current = asyncio.current_task()
+        pending = [task for task in asyncio.all_tasks() if task is not current]
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+
     def close(self) -> None:
         self.down()
+        self._call(self._cancel_pipes())
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=5)
+        self._loop.close()
 
 
 def relay_url(pg_url: str, relay: TcpRelay) -> str:
