@@ -79,8 +79,8 @@ def base_tag() -> str:
     return f"{BASE_REPO}:{_digest([*recipe, *toxiproxy], RECIPE_VERSION + SUITE)}"
 
 
-def node_tag() -> str:
-    return f"{NODE_REPO}:{_digest(_files_under(NODE_SOURCES), base_tag())}"
+def node_tag(base: str | None = None) -> str:
+    return f"{NODE_REPO}:{_digest(_files_under(NODE_SOURCES), base or base_tag())}"
 
 
 def _lines(path: Path) -> list[str]:
@@ -207,12 +207,12 @@ def build_base(client: docker.DockerClient, log: Log, force: bool = False) -> Bu
     return BuildResult(tag, built=True, seconds=time.monotonic() - started)
 
 
-def _node_context() -> bytes:
+def _node_context(base: str) -> bytes:
     """A tar build context: the Dockerfile plus the stand-ins, node config and fixtures."""
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
         dockerfile = (
-            f"FROM {base_tag()}\n"
+            f"FROM {base}\n"
             "COPY standin /opt/standin\n"
             "COPY config /opt/resilience\n"
             "COPY fixtures /opt/fixtures\n"
@@ -223,19 +223,23 @@ def _node_context() -> bytes:
         info.size = len(dockerfile)
         tar.addfile(info, io.BytesIO(dockerfile))
         for src, name in zip(NODE_SOURCES, ("standin", "config", "fixtures"), strict=True):
+            directory = tarfile.TarInfo(name)
+            directory.type = tarfile.DIRTYPE
+            directory.mode = 0o755
+            tar.addfile(directory)
             for f in _files_under([src]):
                 tar.add(f, arcname=f"{name}/{f.relative_to(src)}")
     return buf.getvalue()
 
 
-def build_node(client: docker.DockerClient, log: Log, force: bool = False) -> BuildResult:
-    tag = node_tag()
+def build_node(client: docker.DockerClient, base: str, log: Log, force: bool = False) -> BuildResult:
+    tag = node_tag(base)
     if not force and _image_exists(client, tag):
         return BuildResult(tag, built=False, seconds=0.0)
     started = time.monotonic()
     log(f"building {tag}")
     try:
-        client.images.build(fileobj=io.BytesIO(_node_context()), custom_context=True, tag=tag, rm=True,
+        client.images.build(fileobj=io.BytesIO(_node_context(base)), custom_context=True, tag=tag, rm=True,
                             pull=False)
     except docker.errors.BuildError as exc:
         lines = [str(chunk.get("stream", chunk.get("error", ""))).strip() for chunk in exc.build_log]
@@ -245,13 +249,31 @@ def build_node(client: docker.DockerClient, log: Log, force: bool = False) -> Bu
 
 def build_all(log: Log = print, force: bool = False) -> list[BuildResult]:
     client = docker.from_env()
-    return [build_base(client, log, force), build_node(client, log, force)]
+    base = build_base(client, log, force)
+    node = build_node(client, base.tag, log, force)
+    prune_stale(client, keep={base.tag, node.tag}, log=log)
+    return [base, node]
+
+
+def prune_stale(client: docker.DockerClient, keep: set[str], log: Log) -> None:
+    """Remove our own older image tags (each is ~1 GB); images a container still uses are left alone."""
+    for repo in (BASE_REPO, NODE_REPO):
+        for image in client.images.list(name=repo):
+            stale = [t for t in image.tags if t.startswith(repo + ":") and t not in keep]
+            if stale and not (set(image.tags) & keep):
+                for tag in stale:
+                    try:
+                        client.images.remove(tag, noprune=False)
+                        log(f"  removed stale image {tag}")
+                    except docker.errors.APIError:
+                        pass  # in use by a container of a live run
 
 
 def resolve_image(name: str) -> str:
     """Map the topology's symbolic offline image names to the current content-hashed tags."""
     if name == NODE_REPO:
-        return node_tag()
+        # A pinned tag lets a long debugging session keep one image while the stand-in code changes.
+        return os.environ.get("RESILIENCE_NODE_IMAGE") or node_tag()
     if name == BASE_REPO:
         return base_tag()
     return name

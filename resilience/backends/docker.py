@@ -345,6 +345,12 @@ class DockerBackend:
                 with ThreadPoolExecutor(max_workers=max(1, len(nodes))) as pool:
                     list(pool.map(lambda n: self._create_and_start(run, n, common), nodes))
                     list(pool.map(lambda n: self._await(run, n, log), nodes))
+        except docker.errors.ImageNotFound as exc:
+            self.down(run_id, log=lambda _m: None)
+            raise BackendError(f"{exc.explanation}: build it with `resilience images build`") from None
+        except docker.errors.APIError as exc:
+            self.down(run_id, log=lambda _m: None)
+            raise BackendError(f"docker refused: {exc.explanation or exc}") from None
         except BaseException:
             log(f"bring-up of run {run_id} failed; removing what it created")
             self.down(run_id, log=lambda _m: None)
@@ -382,6 +388,7 @@ class DockerBackend:
         container = self.client.containers.create(
             images.resolve_image(service.image),
             command=list(service.command) if service.command else None,
+            entrypoint=list(service.entrypoint) if service.entrypoint else None,
             name=run.container_name(node.name),
             hostname=node.name,
             environment=env,

@@ -1,0 +1,1 @@
+"""The adapter to a RapidPro deployment: what any RapidPro v9 speaks, nothing stand-in specific."""
