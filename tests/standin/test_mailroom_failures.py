@@ -17,9 +17,12 @@ import redis
 from test_mailroom_support import (
     FAVORITES,
     STANDIN_SRC,
+    Inbound,
+    TcpProxy,
     courier_batches,
     msg_status,
     outgoing,
+    push_msg_event,
     queued_texts,
     receive,
     seed_org,
@@ -283,3 +286,83 @@ def test_sigkill_loses_the_popped_task(
         assert outgoing(db) == []
     finally:
         replacement.terminate()
+
+
+def test_failing_event_is_retried_three_times_then_dropped(
+    tmp_path: Path, migrated_pg: str, redis_url: str, db: psycopg.Connection[Any], rds: redis.Redis, favorites: Any
+) -> None:
+    mailroom = start_mailroom(tmp_path, migrated_pg, redis_url)
+    try:
+        good = receive(db, None, favorites, "tel:+250788000016", "favorites")
+        broken = {"type": "msg_event", "org_id": favorites.org_id, "queued_on": "2024-01-01T00:00:00Z",
+                  "task": {"contact_id": good.contact_id, "msg_id": "not-a-number", "channel_id": favorites.channel_id,
+                           "urn_id": good.urn_id, "text": "favorites"}}
+        rds.rpush(f"c:{favorites.org_id}:{good.contact_id}", json.dumps(broken))
+        task = {"type": "handle_contact_event", "org_id": favorites.org_id, "task": {"contact_id": good.contact_id}}
+        rds.zadd(f"handler:{favorites.org_id}", {json.dumps(task): time.time()})
+        rds.zincrby("handler:active", 0, str(favorites.org_id))
+        wait_for(lambda: "permanent failure" in mailroom.log(), what="third failure dropped the event")
+        log = mailroom.log()
+        assert "error_count=1" in log and "error_count=2" in log
+        assert rds.llen(f"c:{favorites.org_id}:{good.contact_id}") == 0
+        # the contact is not stuck: its next event is handled
+        push_msg_event(rds, favorites, Inbound(good.msg_id, good.msg_uuid, good.contact_id, good.urn_id),
+                       "tel:+250788000016", "favorites")
+        wait_for(lambda: msg_status(db, good.msg_id) == "H", what="next event handled")
+    finally:
+        mailroom.terminate()
+
+
+def test_dropped_database_connections_are_replaced_without_loss(
+    tmp_path: Path, migrated_pg: str, redis_url: str, db: psycopg.Connection[Any], rds: redis.Redis, favorites: Any
+) -> None:
+    """A failover behind the stable address drops every pooled connection: the pool checks and replaces them."""
+    pg_info = psycopg.conninfo.conninfo_to_dict(migrated_pg)
+    proxy = TcpProxy(str(pg_info.get("host", "127.0.0.1")), int(pg_info.get("port", 5432)))
+    proxied = psycopg.conninfo.make_conninfo(migrated_pg, host="127.0.0.1", port=str(proxy.port))
+    mailroom = start_mailroom(tmp_path, proxied, redis_url)
+    try:
+        first = receive(db, rds, favorites, "tel:+250788000017", "favorites")
+        wait_for(lambda: msg_status(db, first.msg_id) == "H", what="handled before the cut")
+        assert proxy.cut_all() >= 1
+        second = receive(db, rds, favorites, "tel:+250788000017", "red")
+        wait_for(lambda: msg_status(db, second.msg_id) == "H", what="handled after the cut")
+        texts = [r[1] for r in outgoing(db)]
+        assert texts == ["What is your favorite color?", "Good choice, I like Red too! What is your favorite beer?"]
+        assert "error running task" not in mailroom.log()
+    finally:
+        mailroom.terminate()
+        proxy.close()
+
+
+def test_dropped_redis_connections_may_lose_a_popped_task_then_recover(
+    tmp_path: Path, migrated_pg: str, redis_url: str, db: psycopg.Connection[Any], rds: redis.Redis, favorites: Any
+) -> None:
+    """As real (redigo pool without a test on borrow): each dead pooled connection fails one command, so a
+    task popped on a live connection can die on its next command; then new connections serve."""
+    host, rest = redis_url.split("//", 1)[1].split(":", 1)
+    port, redis_db = rest.split("/", 1)
+    proxy = TcpProxy(host, int(port))
+    mailroom = start_mailroom(tmp_path, migrated_pg, f"redis://127.0.0.1:{proxy.port}/{redis_db}")
+    try:
+        first = receive(db, rds, favorites, "tel:+250788000018", "favorites")
+        wait_for(lambda: msg_status(db, first.msg_id) == "H", what="handled before the cut")
+        assert proxy.cut_all() >= 1
+        sent = []
+        for n in range(8):
+            msg = receive(db, rds, favorites, f"tel:+25078800009{n}", "favorites")
+            sent.append(msg)
+            try:
+                wait_for(lambda m=msg: msg_status(db, m.msg_id) == "H", timeout=3, what="handled after the cut")
+                break
+            except AssertionError:
+                continue
+        else:
+            raise AssertionError(f"mailroom never recovered after the Redis cut:\n{mailroom.log()}")
+        lost = [m for m in sent if msg_status(db, m.msg_id) == "P"]
+        for msg in lost:  # a lost task leaves the message P and its event stranded for retry_msgs
+            assert rds.llen(f"c:{favorites.org_id}:{msg.contact_id}") == 1
+        assert len(lost) == len(sent) - 1
+    finally:
+        mailroom.terminate()
+        proxy.close()

@@ -7,6 +7,7 @@ lays them out), and they run the services as real processes so signals behave as
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -391,3 +392,69 @@ def search_node() -> Iterator[SearchNode]:
     node = SearchNode().start()
     yield node
     node.stop()
+
+
+class TcpProxy:
+    """A loopback TCP relay whose live connections can be cut at once: a failover behind a stable address."""
+
+    def __init__(self, upstream_host: str, upstream_port: int) -> None:
+        import threading
+
+        self.upstream = (upstream_host, upstream_port)
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self._listener.getsockname()[1])
+        self._lock = threading.Lock()
+        self._sockets: set[socket.socket] = set()
+        self._closed = False
+        self.accepted = 0
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        import threading
+
+        while not self._closed:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            try:
+                server = socket.create_connection(self.upstream, timeout=5)
+            except OSError:
+                client.close()
+                continue
+            server.settimeout(None)
+            with self._lock:
+                self._sockets.update((client, server))
+                self.accepted += 1
+            for src, dst in ((client, server), (server, client)):
+                threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()
+
+    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (src, dst):
+                self._drop(sock)
+
+    def _drop(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._sockets.discard(sock)
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+        sock.close()
+
+    def cut_all(self) -> int:
+        """Reset every live connection (new ones are still accepted); returns how many were cut."""
+        with self._lock:
+            live = list(self._sockets)
+        for sock in live:
+            self._drop(sock)
+        return len(live) // 2
+
+    def close(self) -> None:
+        self._closed = True
+        self._listener.close()
+        self.cut_all()
