@@ -198,9 +198,9 @@ def mailroom_crons(rt: Runtime) -> list[Cron]:
 
 
 async def run_cron_forever(rt: Runtime, cron: Cron, stopping: asyncio.Event) -> None:
-    """Fire every interval; skip a fire while another instance (or a slow earlier fire) holds the lock."""
+    """Fire at start, then every interval; skip a fire while another instance holds the lock (as real)."""
     locker = Locker(rt.redis, cron_lock_key(cron.name), rt.config.cron_lock_expiry)
-    next_fire = time.monotonic() + cron.interval
+    next_fire = time.monotonic()
     while not stopping.is_set():
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stopping.wait(), timeout=max(0.0, next_fire - time.monotonic()))

@@ -33,6 +33,7 @@ class RunRow:
     path: list[Any]
     results: dict[str, Any]
     exited_on: datetime | None
+    responded: bool
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,7 @@ def _to_result(sprint: Any, before: Contact) -> SprintResult:
             path=list(_field(r, "path") or []),
             results=dict(_field(r, "results") or {}),
             exited_on=_exited_on(_field(r, "exited_on")),
+            responded=bool(_field(r, "responded", False)),
         )
         for r in _field(sprint, "runs") or []
     ]

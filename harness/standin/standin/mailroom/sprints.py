@@ -131,7 +131,6 @@ async def write_sprint(
                 ),
             )
 
-        responded = target.incoming_msg_id is not None and target.session is not None
         for run in sprint.runs:
             flow = assets.flows_by_uuid.get(run.flow_uuid)
             if flow is None:
@@ -139,13 +138,13 @@ async def write_sprint(
             await cur.execute(
                 "UPDATE flows_flowrun SET status = %s, path = %s, results = %s, modified_on = now(), "
                 "exited_on = %s, responded = responded OR %s WHERE uuid = %s",
-                (run.status, Jsonb(run.path), Jsonb(run.results), run.exited_on, responded, run.uuid),
+                (run.status, Jsonb(run.path), Jsonb(run.results), run.exited_on, run.responded, run.uuid),
             )
             if cur.rowcount == 0:
                 await cur.execute(
                     "INSERT INTO flows_flowrun (uuid, org_id, flow_id, contact_id, session_id, status, path, "
                     "results, responded, created_on, modified_on, exited_on) "
-                    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, false, %s, now(), %s)",
+                    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, now(), %s)",
                     (
                         run.uuid,
                         contact.org_id,
@@ -155,6 +154,7 @@ async def write_sprint(
                         run.status,
                         Jsonb(run.path),
                         Jsonb(run.results),
+                        run.responded,
                         now,
                         run.exited_on,
                     ),
