@@ -62,7 +62,8 @@ class RunInfo:
 
     @property
     def orphaned(self) -> bool:
-        return not self.keep and not labels.owner_alive(self.owner)
+        # A run without an owner label was not made by this backend: only `resilience cleanup` removes it.
+        return bool(self.owner) and not self.keep and not labels.owner_alive(self.owner)
 
 
 def strategies_for(service: Service) -> list[WaitStrategy]:
