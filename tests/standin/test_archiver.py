@@ -16,7 +16,7 @@ import boto3
 import httpx
 import psycopg
 import pytest
-from test_mailroom_support import ROOT, STANDIN_SRC, free_port, receive, seed_org, wait_for
+from test_mailroom_support import STANDIN_SRC, free_port, receive, seed_org, wait_for
 
 pytest_plugins = ["test_mailroom_support"]
 
@@ -25,7 +25,7 @@ BUCKET = "temba-archives"
 
 @pytest.fixture()
 def s3_url(tmp_path: Path) -> Iterator[str]:
-    binary = ROOT / ".venv" / "bin" / "moto_server"
+    binary = Path(sys.executable).parent / "moto_server"  # installed beside the interpreter running the tests
     if not binary.exists():
         pytest.skip("moto_server is not installed (pip install 'moto[server]')")
     port = free_port()

@@ -339,13 +339,8 @@ def start_mailroom(
     return proc
 
 
-OSMEM = ROOT / ".venv" / "lib" / "python3.11" / "site-packages" / "osmem_server" / "bin" / "osmem-server"
-
-
 def osmem_binary() -> Path:
     """The offline OpenSearch-API node of the pip package `osmem-server`, wherever it is installed."""
-    if OSMEM.exists():
-        return OSMEM
     try:
         import osmem_server  # type: ignore[import-not-found]
     except ImportError:
