@@ -84,7 +84,7 @@ def test_records_every_send_with_its_fields(aggregator: Aggregator) -> None:
     ]
     assert records[0]["to"] == "+250788123123" and records[0]["from"] == "+12065550100"
     assert records[0]["channel"] == CHANNEL and records[0]["answer"] == "200" and records[2]["path"] == "/json"
-    assert abs(records[0]["received_ns"] / 1e9 - time.time()) < 30
+    assert abs(records[0]["received_wall_ns"] / 1e9 - time.time()) < 30
     later = httpx.get(f"{base}/records", params={"after": 2}).json()
     assert [r["seq"] for r in later["records"]] == [3] and later["last_seq"] == 3 and later["more"] is False
     page = httpx.get(f"{base}/records", params={"after": 0, "limit": 2}).json()
@@ -146,7 +146,7 @@ def test_latency_and_hang(aggregator: Aggregator) -> None:
 
 def test_delivery_callback_is_posted_after_the_delay(aggregator: Aggregator, sink: CallbackSink) -> None:
     _, base = aggregator
-    httpx.post(f"{base}/config", json={"callback_base": sink.base, "callback_delay_ms": 300})
+    httpx.post(f"{base}/config", json={"callback_base": sink.base, "delivered_delay_ms": 300})
 
     sent_at = time.monotonic()
     send(base, 77)
@@ -159,7 +159,7 @@ def test_delivery_callback_is_posted_after_the_delay(aggregator: Aggregator, sin
 
 def test_no_callback_for_failed_sends_or_when_disabled(aggregator: Aggregator, sink: CallbackSink) -> None:
     _, base = aggregator
-    httpx.post(f"{base}/config", json={"callback_base": sink.base, "callback_delay_ms": 0, "status": 500})
+    httpx.post(f"{base}/config", json={"callback_base": sink.base, "delivered_delay_ms": 0, "status": 500})
     send(base, 1)
     httpx.post(f"{base}/config", json={"status": 200, "callback": ""})
     send(base, 2)
@@ -174,7 +174,7 @@ def test_no_callback_for_failed_sends_or_when_disabled(aggregator: Aggregator, s
 def test_failed_callbacks_are_counted(aggregator: Aggregator) -> None:
     _, base = aggregator
     closed = f"http://127.0.0.1:{free_port()}"
-    httpx.post(f"{base}/config", json={"callback_base": closed, "callback_delay_ms": 0})
+    httpx.post(f"{base}/config", json={"callback_base": closed, "delivered_delay_ms": 0})
 
     send(base, 5)
 

@@ -23,7 +23,7 @@ class Behaviour:
     hang_ms: int = 60_000
     record_failed: bool = True  # record sends answered with an error or a hang (the network got them)
     callback: str = "delivered"  # status callback to post after a successful send ("" for none)
-    callback_delay_ms: int = 1000
+    delivered_delay_ms: int = 1000
     callback_base: str = ""  # e.g. http://lb; no callbacks while empty
     callback_retries: int = 0
     channel_uuid: str = ""  # used when a send carries no `channel` field
@@ -59,7 +59,7 @@ class Behaviour:
             code = getattr(self, name)
             if not 100 <= code <= 599:
                 raise BehaviourError(f"config: {name} must be an HTTP status code, got {code}")
-        for name in ("latency_ms", "hang_ms", "callback_delay_ms", "callback_retries"):
+        for name in ("latency_ms", "hang_ms", "delivered_delay_ms", "callback_retries"):
             if getattr(self, name) < 0:
                 raise BehaviourError(f"config: {name} must be 0 or more, got {getattr(self, name)}")
         if self.callback not in CALLBACK_KINDS:

@@ -19,7 +19,7 @@ class MTRecord:
     channel: str
     method: str
     path: str
-    received_ns: int  # wall clock, time.time_ns()
+    received_wall_ns: int  # wall clock, time.time_ns()
     answer: str  # HTTP status answered, or "hang"
 
     def as_json(self) -> dict[str, Any]:

@@ -41,7 +41,7 @@ class Aggregator:
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
     async def deliver_callback(self, behaviour: Behaviour, channel_uuid: str, msg_id: str) -> None:
-        await asyncio.sleep(behaviour.callback_delay_ms / 1000)
+        await asyncio.sleep(behaviour.delivered_delay_ms / 1000)
         url = f"{behaviour.callback_base.rstrip('/')}/c/ex/{channel_uuid}/{behaviour.callback}"
         for attempt in range(behaviour.callback_retries + 1):
             try:
@@ -64,7 +64,7 @@ def _error(status: int, message: str) -> web.Response:
 async def handle_send(request: web.Request) -> web.StreamResponse:
     aggregator: Aggregator = request.app["aggregator"]
     behaviour = aggregator.behaviour
-    received_ns = time.time_ns()
+    received_wall_ns = time.time_ns()
     body = await request.read()
     try:
         fields = parse_send(request.content_type, body, dict(request.query))
@@ -90,7 +90,7 @@ async def handle_send(request: web.Request) -> web.StreamResponse:
                 channel=fields.get("channel", "") or behaviour.channel_uuid,
                 method=request.method,
                 path=request.path,
-                received_ns=received_ns,
+                received_wall_ns=received_wall_ns,
                 answer=answer,
             )
         )
