@@ -16,9 +16,15 @@ import boto3
 import httpx
 import psycopg
 import pytest
-from test_mailroom_support import STANDIN_SRC, free_port, receive, seed_org, wait_for
-
-pytest_plugins = ["test_mailroom_support"]
+from test_mailroom_support import (
+    STANDIN_SRC,
+    db_fixture,  # noqa: F401 - fixture
+    free_port,
+    migrated_pg_fixture,  # noqa: F401 - fixture
+    receive,
+    seed_org,
+    wait_for,
+)
 
 BUCKET = "temba-archives"
 
@@ -49,8 +55,9 @@ def s3_url(tmp_path: Path) -> Iterator[str]:
 
 
 def s3(url: str) -> Any:
-    return boto3.client("s3", endpoint_url=url, region_name="us-east-1", aws_access_key_id="test",
-                        aws_secret_access_key="test")
+    return boto3.client(
+        "s3", endpoint_url=url, region_name="us-east-1", aws_access_key_id="test", aws_secret_access_key="test"
+    )
 
 
 def run_archiver(pg: str, s3_url: str, **env: str) -> subprocess.CompletedProcess[str]:

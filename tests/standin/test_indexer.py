@@ -15,21 +15,27 @@ from test_mailroom_support import (
     STANDIN_SRC,
     SearchNode,
     ServiceProcess,
+    db_fixture,  # noqa: F401 - fixture
     free_port,
+    migrated_pg_fixture,  # noqa: F401 - fixture
     receive,
+    search_node_fixture,  # noqa: F401 - fixture
     seed_org,
     wait_for,
 )
-
-pytest_plugins = ["test_mailroom_support"]
 
 
 def start_indexer(tmp_path: Path, pg: str, search_url: str, name: str = "indexer") -> tuple[ServiceProcess, int]:
     port = free_port()
     proc = ServiceProcess(
         "standin.indexer",
-        {"INDEXER_DB": pg, "INDEXER_ELASTIC_URL": search_url, "INDEXER_POLL": "0.3", "INDEXER_PORT": str(port),
-         "INDEXER_ADDRESS": "127.0.0.1"},
+        {
+            "INDEXER_DB": pg,
+            "INDEXER_ELASTIC_URL": search_url,
+            "INDEXER_POLL": "0.3",
+            "INDEXER_PORT": str(port),
+            "INDEXER_ADDRESS": "127.0.0.1",
+        },
         tmp_path / f"{name}.log",
     )
     proc.wait_for_log("indexer started")
@@ -59,14 +65,18 @@ def test_indexer_catches_up_and_follows_changes(
         physical = list(httpx.get(f"{search_node.url}/contacts").json())
         assert len(physical) == 1 and physical[0].startswith(f"contacts_{datetime.now(UTC):%Y_%m_%d}")
 
-        db.execute("UPDATE contacts_contact SET name = 'Alicia', modified_on = now() WHERE id = %s",
-                   (first.contact_id,))
+        db.execute(
+            "UPDATE contacts_contact SET name = 'Alicia', modified_on = now() WHERE id = %s", (first.contact_id,)
+        )
         third = receive(db, None, seed, "tel:+250788000042", "hi")
-        db.execute("UPDATE contacts_contact SET is_active = false, modified_on = now() WHERE id = %s",
-                   (second.contact_id,))
+        db.execute(
+            "UPDATE contacts_contact SET is_active = false, modified_on = now() WHERE id = %s", (second.contact_id,)
+        )
         wait_for(
-            lambda: set(docs(search_node)) == {first.contact_id, third.contact_id}
-            and docs(search_node)[first.contact_id]["name"] == "Alicia",
+            lambda: (
+                set(docs(search_node)) == {first.contact_id, third.contact_id}
+                and docs(search_node)[first.contact_id]["name"] == "Alicia"
+            ),
             what="rename, new contact and deletion indexed",
         )
         status = httpx.get(f"http://127.0.0.1:{port}/").json()
@@ -86,8 +96,10 @@ def test_indexer_resumes_from_the_newest_document_in_the_index(
 
     # while it is down: a change backdated beyond the 5 s overlap, and an ordinary one
     stale = receive(db, None, seed, "tel:+250788000044", "hi")
-    db.execute("UPDATE contacts_contact SET modified_on = %s WHERE id = %s",
-               (datetime.now(UTC) - timedelta(minutes=5), stale.contact_id))
+    db.execute(
+        "UPDATE contacts_contact SET modified_on = %s WHERE id = %s",
+        (datetime.now(UTC) - timedelta(minutes=5), stale.contact_id),
+    )
     fresh = receive(db, None, seed, "tel:+250788000045", "hi")
 
     again, _ = start_indexer(tmp_path, migrated_pg, search_node.url, name="indexer-2")
@@ -125,4 +137,3 @@ def test_indexer_refuses_switches(tmp_path: Path) -> None:
         check=False,
     )
     assert done.returncode == 2 and "unknown switch indexer.x" in done.stderr
-

@@ -20,17 +20,18 @@ from test_mailroom_support import (
     Inbound,
     TcpProxy,
     courier_batches,
+    db_fixture,  # noqa: F401 - fixture
+    migrated_pg_fixture,  # noqa: F401 - fixture
     msg_status,
     outgoing,
     push_msg_event,
     queued_texts,
+    rds_fixture,  # noqa: F401 - fixture
     receive,
     seed_org,
     start_mailroom,
     wait_for,
 )
-
-pytest_plugins = ["test_mailroom_support"]
 
 HIGH = 1
 
@@ -91,9 +92,7 @@ def test_failed_push_after_commit_marks_messages_for_retry(
     # courier's high priority queue key holds a string: the push script's ZADD fails (WRONGTYPE)
     queue_key = f"msgs:{favorites.channel_uuid}|{favorites.tps}/1"
     rds.set(queue_key, "not a zset")
-    mailroom = start_mailroom(
-        tmp_path, migrated_pg, redis_url, switches={"push_failure_status": push_failure_status}
-    )
+    mailroom = start_mailroom(tmp_path, migrated_pg, redis_url, switches={"push_failure_status": push_failure_status})
     try:
         msg = receive(db, rds, favorites, "tel:+250788000011", "favorites")
         wait_for(lambda: msg_status(db, msg.msg_id) == "H", what="handled")
@@ -122,8 +121,16 @@ def test_retry_errored_cron_requeues_due_messages(
             "INSERT INTO msgs_msg (org_id, channel_id, contact_id, contact_urn_id, direction, status, text, "
             "high_priority, error_count, next_attempt) VALUES (%s, %s, %s, %s, 'O', %s, %s, true, %s, %s) "
             "RETURNING id",
-            (favorites.org_id, favorites.channel_id, inbound.contact_id, inbound.urn_id, status, text,
-             1 if status == "E" else 0, next_attempt),
+            (
+                favorites.org_id,
+                favorites.channel_id,
+                inbound.contact_id,
+                inbound.urn_id,
+                status,
+                text,
+                1 if status == "E" else 0,
+                next_attempt,
+            ),
         ).fetchone()[0]  # type: ignore[index]
     mailroom = start_mailroom(
         tmp_path, migrated_pg, redis_url, extra_env={"MAILROOM_STANDIN_RETRY_ERRORED_INTERVAL": "0.5"}
@@ -250,9 +257,7 @@ def _hold_lock_and_send(db: psycopg.Connection[Any], rds: redis.Redis, seed: Any
 def test_sigterm_finishes_the_task_in_hand(
     tmp_path: Path, migrated_pg: str, redis_url: str, db: psycopg.Connection[Any], rds: redis.Redis, favorites: Any
 ) -> None:
-    mailroom = start_mailroom(
-        tmp_path, migrated_pg, redis_url, extra_env={"MAILROOM_STANDIN_CONTACT_LOCK_WAIT": "30"}
-    )
+    mailroom = start_mailroom(tmp_path, migrated_pg, redis_url, extra_env={"MAILROOM_STANDIN_CONTACT_LOCK_WAIT": "30"})
     try:
         msg = _hold_lock_and_send(db, rds, favorites)
         wait_for(lambda: rds.zcard(f"handler:{favorites.org_id}") == 0, what="task popped")
@@ -270,9 +275,7 @@ def test_sigterm_finishes_the_task_in_hand(
 def test_sigkill_loses_the_popped_task(
     tmp_path: Path, migrated_pg: str, redis_url: str, db: psycopg.Connection[Any], rds: redis.Redis, favorites: Any
 ) -> None:
-    mailroom = start_mailroom(
-        tmp_path, migrated_pg, redis_url, extra_env={"MAILROOM_STANDIN_CONTACT_LOCK_WAIT": "30"}
-    )
+    mailroom = start_mailroom(tmp_path, migrated_pg, redis_url, extra_env={"MAILROOM_STANDIN_CONTACT_LOCK_WAIT": "30"})
     msg = _hold_lock_and_send(db, rds, favorites)
     wait_for(lambda: rds.zcard(f"handler:{favorites.org_id}") == 0, what="task popped")
     mailroom.kill()
@@ -294,9 +297,18 @@ def test_failing_event_is_retried_three_times_then_dropped(
     mailroom = start_mailroom(tmp_path, migrated_pg, redis_url)
     try:
         good = receive(db, None, favorites, "tel:+250788000016", "favorites")
-        broken = {"type": "msg_event", "org_id": favorites.org_id, "queued_on": "2024-01-01T00:00:00Z",
-                  "task": {"contact_id": good.contact_id, "msg_id": "not-a-number", "channel_id": favorites.channel_id,
-                           "urn_id": good.urn_id, "text": "favorites"}}
+        broken = {
+            "type": "msg_event",
+            "org_id": favorites.org_id,
+            "queued_on": "2024-01-01T00:00:00Z",
+            "task": {
+                "contact_id": good.contact_id,
+                "msg_id": "not-a-number",
+                "channel_id": favorites.channel_id,
+                "urn_id": good.urn_id,
+                "text": "favorites",
+            },
+        }
         rds.rpush(f"c:{favorites.org_id}:{good.contact_id}", json.dumps(broken))
         task = {"type": "handle_contact_event", "org_id": favorites.org_id, "task": {"contact_id": good.contact_id}}
         rds.zadd(f"handler:{favorites.org_id}", {json.dumps(task): time.time()})
@@ -306,8 +318,13 @@ def test_failing_event_is_retried_three_times_then_dropped(
         assert "error_count=1" in log and "error_count=2" in log
         assert rds.llen(f"c:{favorites.org_id}:{good.contact_id}") == 0
         # the contact is not stuck: its next event is handled
-        push_msg_event(rds, favorites, Inbound(good.msg_id, good.msg_uuid, good.contact_id, good.urn_id),
-                       "tel:+250788000016", "favorites")
+        push_msg_event(
+            rds,
+            favorites,
+            Inbound(good.msg_id, good.msg_uuid, good.contact_id, good.urn_id),
+            "tel:+250788000016",
+            "favorites",
+        )
         wait_for(lambda: msg_status(db, good.msg_id) == "H", what="next event handled")
     finally:
         mailroom.terminate()

@@ -13,17 +13,17 @@ from test_mailroom_support import (
     FAVORITES,
     REGISTRATION,
     courier_batches,
+    db_fixture,  # noqa: F401 - fixture
+    migrated_pg_fixture,  # noqa: F401 - fixture
     msg_status,
     outgoing,
     queued_texts,
+    rds_fixture,  # noqa: F401 - fixture
     receive,
     seed_org,
     start_mailroom,
     wait_for,
 )
-
-# fixtures db, rds, migrated_pg come from the support module
-pytest_plugins = ["test_mailroom_support"]
 
 HIGH = 1
 BULK = 0
@@ -62,9 +62,9 @@ def test_keyword_starts_flow_in_one_transaction_and_queues_reply(
 
         replies = outgoing(db, msg.contact_id)
         assert [(r[1], r[2], r[3]) for r in replies] == [("What is your favorite color?", "Q", True)]
-        assert db.execute(
-            "SELECT flow_id FROM msgs_msg WHERE id = %s", (msg.msg_id,)
-        ).fetchone() == (favorites.flows["Favorites"],)
+        assert db.execute("SELECT flow_id FROM msgs_msg WHERE id = %s", (msg.msg_id,)).fetchone() == (
+            favorites.flows["Favorites"],
+        )
 
         # everything above was written by one transaction: same xmin on session, run and reply rows
         xmins = db.execute(
@@ -85,8 +85,16 @@ def test_keyword_starts_flow_in_one_transaction_and_queues_reply(
         assert pushed["urn"] == "tel:+250788000001"
         assert pushed["channel_uuid"] == favorites.channel_uuid
         assert pushed["high_priority"] is True
-        for key in ("uuid", "org_id", "channel_id", "contact_id", "contact_urn_id", "error_count", "created_on",
-                    "queued_on"):
+        for key in (
+            "uuid",
+            "org_id",
+            "channel_id",
+            "contact_id",
+            "contact_urn_id",
+            "error_count",
+            "created_on",
+            "queued_on",
+        ):
             assert key in pushed, key
         assert f"msgs:{favorites.channel_uuid}|{favorites.tps}" in rds.zrange("msgs:active", 0, -1)
     finally:

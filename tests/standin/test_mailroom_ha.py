@@ -13,16 +13,17 @@ import pytest
 import redis
 from test_mailroom_support import (
     FAVORITES,
+    db_fixture,  # noqa: F401 - fixture
+    migrated_pg_fixture,  # noqa: F401 - fixture
     msg_status,
     outgoing,
     queued_texts,
+    rds_fixture,  # noqa: F401 - fixture
     receive,
     seed_org,
     start_mailroom,
     wait_for,
 )
-
-pytest_plugins = ["test_mailroom_support"]
 
 HIGH = 1
 

@@ -17,20 +17,29 @@ from standin.mailroom.queues import HIGH_PRIORITY, FairSortedQueue
 from standin.mailroom.runtime import Runtime
 from standin.mailroom.service import close_runtime, create_runtime
 from standin.mailroom.switches import load_mailroom_switches
-from test_mailroom_support import FAVORITES, receive, seed_org
-
-pytest_plugins = ["test_mailroom_support"]
+from test_mailroom_support import (
+    FAVORITES,
+    db_fixture,  # noqa: F401 - fixture
+    migrated_pg_fixture,  # noqa: F401 - fixture
+    rds_fixture,  # noqa: F401 - fixture
+    receive,
+    seed_org,
+)
 
 T = TypeVar("T")
 
 
 def run_with_runtime(
-    pg: str, redis_url: str, body: Callable[[Runtime], Awaitable[T]], switches: dict[str, Any] | None = None,
+    pg: str,
+    redis_url: str,
+    body: Callable[[Runtime], Awaitable[T]],
+    switches: dict[str, Any] | None = None,
     env: dict[str, str] | None = None,
 ) -> T:
     async def main() -> T:
-        config = load_config({"MAILROOM_DB": pg, "MAILROOM_REDIS": redis_url, "MAILROOM_DB_POOL_SIZE": "2",
-                              **(env or {})})
+        config = load_config(
+            {"MAILROOM_DB": pg, "MAILROOM_REDIS": redis_url, "MAILROOM_DB_POOL_SIZE": "2", **(env or {})}
+        )
         rt = await create_runtime(config, load_mailroom_switches(json.dumps(switches or {})))
         try:
             return await body(rt)

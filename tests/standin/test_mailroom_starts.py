@@ -17,16 +17,18 @@ from test_mailroom_support import (
     FAVORITES,
     SearchNode,
     courier_batches,
+    db_fixture,  # noqa: F401 - fixture
     free_port,
+    migrated_pg_fixture,  # noqa: F401 - fixture
     outgoing,
     queued_texts,
+    rds_fixture,  # noqa: F401 - fixture
     receive,
+    search_node_fixture,  # noqa: F401 - fixture
     seed_org,
     start_mailroom,
     wait_for,
 )
-
-pytest_plugins = ["test_mailroom_support"]
 
 BULK = 0
 
@@ -148,11 +150,15 @@ def test_restart_participants(
 
 
 def _index_contact(node: SearchNode, org_id: int, contact_id: int, name: str) -> None:
-    httpx.put(f"{node.url}/contacts_test", json={"mappings": {"properties": {"org_id": {"type": "integer"},
-                                                                              "name": {"type": "keyword"}}}})
+    httpx.put(
+        f"{node.url}/contacts_test",
+        json={"mappings": {"properties": {"org_id": {"type": "integer"}, "name": {"type": "keyword"}}}},
+    )
     httpx.post(f"{node.url}/_aliases", json={"actions": [{"add": {"index": "contacts_test", "alias": "contacts"}}]})
-    httpx.put(f"{node.url}/contacts_test/_doc/{contact_id}?refresh=true",
-              json={"id": contact_id, "org_id": org_id, "name": name}).raise_for_status()
+    httpx.put(
+        f"{node.url}/contacts_test/_doc/{contact_id}?refresh=true",
+        json={"id": contact_id, "org_id": org_id, "name": name},
+    ).raise_for_status()
 
 
 @pytest.mark.parametrize("nil_client", [True, False])
@@ -230,10 +236,19 @@ TIMEOUT_FLOW = {
             "nodes": [
                 {
                     "uuid": "a1b2c3d4-0000-4000-8000-000000000010",
-                    "actions": [{"type": "send_msg", "uuid": "a1b2c3d4-0000-4000-8000-000000000011",
-                                 "text": "Quick, yes or no?"}],
-                    "exits": [{"uuid": "a1b2c3d4-0000-4000-8000-000000000012",
-                               "destination_uuid": "a1b2c3d4-0000-4000-8000-000000000020"}],
+                    "actions": [
+                        {
+                            "type": "send_msg",
+                            "uuid": "a1b2c3d4-0000-4000-8000-000000000011",
+                            "text": "Quick, yes or no?",
+                        }
+                    ],
+                    "exits": [
+                        {
+                            "uuid": "a1b2c3d4-0000-4000-8000-000000000012",
+                            "destination_uuid": "a1b2c3d4-0000-4000-8000-000000000020",
+                        }
+                    ],
                 },
                 {
                     "uuid": "a1b2c3d4-0000-4000-8000-000000000020",
@@ -241,27 +256,38 @@ TIMEOUT_FLOW = {
                     "router": {
                         "type": "switch",
                         "operand": "@input.text",
-                        "wait": {"type": "msg", "timeout": {"seconds": 1,
-                                                            "category_uuid": "a1b2c3d4-0000-4000-8000-000000000023"}},
+                        "wait": {
+                            "type": "msg",
+                            "timeout": {"seconds": 1, "category_uuid": "a1b2c3d4-0000-4000-8000-000000000023"},
+                        },
                         "cases": [],
                         "categories": [
-                            {"uuid": "a1b2c3d4-0000-4000-8000-000000000022", "name": "Other",
-                             "exit_uuid": "a1b2c3d4-0000-4000-8000-000000000024"},
-                            {"uuid": "a1b2c3d4-0000-4000-8000-000000000023", "name": "No Response",
-                             "exit_uuid": "a1b2c3d4-0000-4000-8000-000000000025"},
+                            {
+                                "uuid": "a1b2c3d4-0000-4000-8000-000000000022",
+                                "name": "Other",
+                                "exit_uuid": "a1b2c3d4-0000-4000-8000-000000000024",
+                            },
+                            {
+                                "uuid": "a1b2c3d4-0000-4000-8000-000000000023",
+                                "name": "No Response",
+                                "exit_uuid": "a1b2c3d4-0000-4000-8000-000000000025",
+                            },
                         ],
                         "default_category_uuid": "a1b2c3d4-0000-4000-8000-000000000022",
                     },
                     "exits": [
                         {"uuid": "a1b2c3d4-0000-4000-8000-000000000024"},
-                        {"uuid": "a1b2c3d4-0000-4000-8000-000000000025",
-                         "destination_uuid": "a1b2c3d4-0000-4000-8000-000000000030"},
+                        {
+                            "uuid": "a1b2c3d4-0000-4000-8000-000000000025",
+                            "destination_uuid": "a1b2c3d4-0000-4000-8000-000000000030",
+                        },
                     ],
                 },
                 {
                     "uuid": "a1b2c3d4-0000-4000-8000-000000000030",
-                    "actions": [{"type": "send_msg", "uuid": "a1b2c3d4-0000-4000-8000-000000000031",
-                                 "text": "Too slow!"}],
+                    "actions": [
+                        {"type": "send_msg", "uuid": "a1b2c3d4-0000-4000-8000-000000000031", "text": "Too slow!"}
+                    ],
                     "exits": [{"uuid": "a1b2c3d4-0000-4000-8000-000000000032"}],
                 },
             ],
@@ -276,9 +302,7 @@ def test_wait_timeout_fires_through_the_timeouts_cron(
     export = tmp_path / "quick.json"
     export.write_text(json.dumps(TIMEOUT_FLOW))
     seed = seed_org(db, [export], {"Quick Question": ["quick"]})
-    mailroom = start_mailroom(
-        tmp_path, migrated_pg, redis_url, extra_env={"MAILROOM_STANDIN_TIMEOUTS_INTERVAL": "0.5"}
-    )
+    mailroom = start_mailroom(tmp_path, migrated_pg, redis_url, extra_env={"MAILROOM_STANDIN_TIMEOUTS_INTERVAL": "0.5"})
     try:
         msg = receive(db, rds, seed, "tel:+250788000038", "quick")
         timeout_on = wait_for(
@@ -288,8 +312,9 @@ def test_wait_timeout_fires_through_the_timeouts_cron(
             what="waiting session with a timeout",
         )[0]
         assert timeout_on is not None
-        wait_for(lambda: [r[1] for r in outgoing(db)] == ["Quick, yes or no?", "Too slow!"], timeout=15,
-                 what="timeout reply")
+        wait_for(
+            lambda: [r[1] for r in outgoing(db)] == ["Quick, yes or no?", "Too slow!"], timeout=15, what="timeout reply"
+        )
         assert db.execute(
             "SELECT status FROM flows_flowsession WHERE contact_id = %s", (msg.contact_id,)
         ).fetchall() == [("C",)]

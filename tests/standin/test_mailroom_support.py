@@ -1,5 +1,8 @@
 """Shared helpers and fixtures for the mailroom, indexer and archiver stand-in tests (no tests here).
 
+A test module imports the fixtures it uses (`db_fixture`, `rds_fixture`, `migrated_pg_fixture`,
+`search_node_fixture`): they stay local to that module instead of being registered for every test.
+
 They play the other parts: the web's schema (migrated with the Django stand-in), the org seed, and
 courier's side of the Redis contract (inbound message rows and events exactly as architecture.md
 lays them out), and they run the services as real processes so signals behave as in a container.
@@ -67,8 +70,8 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture(scope="session")
-def migrated_pg(pg_url: str) -> str:
+@pytest.fixture(scope="session", name="migrated_pg")
+def migrated_pg_fixture(pg_url: str) -> str:
     """The test database with RapidPro's schema, migrated by the Django stand-in."""
     env = {**os.environ, "DATABASE_URL": pg_url, "PYTHONPATH": str(STANDIN_SRC)}
     done = subprocess.run(
@@ -84,8 +87,8 @@ def migrated_pg(pg_url: str) -> str:
     return pg_url
 
 
-@pytest.fixture()
-def db(migrated_pg: str) -> Iterator[psycopg.Connection[Any]]:
+@pytest.fixture(name="db")
+def db_fixture(migrated_pg: str) -> Iterator[psycopg.Connection[Any]]:
     """An autocommit connection to an emptied database."""
     with psycopg.connect(migrated_pg, autocommit=True) as conn:
         conn.execute(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE")
@@ -93,8 +96,8 @@ def db(migrated_pg: str) -> Iterator[psycopg.Connection[Any]]:
         yield conn
 
 
-@pytest.fixture()
-def rds(redis_url: str) -> Iterator[redis.Redis]:
+@pytest.fixture(name="rds")
+def rds_fixture(redis_url: str) -> Iterator[redis.Redis]:
     """A Redis client on the test DB, flushed."""
     client = redis.Redis.from_url(redis_url, decode_responses=True)
     client.flushdb()
@@ -252,8 +255,7 @@ def outgoing(conn: psycopg.Connection[Any], contact_id: int | None = None) -> li
     where = "AND contact_id = %s" if contact_id is not None else ""
     params = (contact_id,) if contact_id is not None else ()
     return conn.execute(
-        f"SELECT id, text, status, high_priority, next_attempt FROM msgs_msg WHERE direction = 'O' {where} "
-        "ORDER BY id",
+        f"SELECT id, text, status, high_priority, next_attempt FROM msgs_msg WHERE direction = 'O' {where} ORDER BY id",
         params,
     ).fetchall()
 
@@ -382,8 +384,8 @@ class SearchNode:
         self._proc = None
 
 
-@pytest.fixture()
-def search_node() -> Iterator[SearchNode]:
+@pytest.fixture(name="search_node")
+def search_node_fixture() -> Iterator[SearchNode]:
     node = SearchNode().start()
     yield node
     node.stop()
