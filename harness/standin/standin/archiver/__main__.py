@@ -80,10 +80,10 @@ def main() -> int:
     except (SwitchError, SettingError) as exc:
         print(f"archiver: {exc}", file=sys.stderr)
         return 2
-    store = S3Store(config)
     try:
+        store = S3Store(config)
         store.ensure_bucket(create_bucket)
-    except RuntimeError as exc:
+    except (RuntimeError, ValueError) as exc:
         print(f"archiver: {exc}", file=sys.stderr)
         return 1
     return asyncio.run(_serve(config, store))

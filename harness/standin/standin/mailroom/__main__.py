@@ -44,6 +44,9 @@ def main() -> int:
     except (SwitchError, SettingError) as exc:
         print(f"mailroom: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # e.g. MAILROOM_PORT already taken
+        print(f"mailroom: cannot serve: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 
