@@ -35,6 +35,13 @@ class HealthTimeout(RuntimeError):
         self.reason = reason
 
 
+class NodeExited(HealthTimeout):
+    def __init__(self, node: str, reason: str) -> None:
+        RuntimeError.__init__(self, f"{node} exited before it became healthy: {reason}")
+        self.node = node
+        self.reason = reason
+
+
 @dataclass(frozen=True)
 class Probe:
     ok: bool
@@ -147,7 +154,7 @@ def wait_until_healthy(
     while True:
         if not access.is_running(node):
             tail = access.logs(node, tail=8).strip().replace("\n", " | ")
-            raise HealthTimeout(node, f"the container exited; last log lines: {tail[-600:]}", 0)
+            raise NodeExited(node, f"the container exited; last log lines: {tail[-600:]}")
         failing = next((p for p in (s.probe(access, node) for s in strategies) if not p.ok), None)
         if failing is None:
             return time.monotonic() - started
