@@ -9,23 +9,27 @@ See docs/history.md for the record format and the values workloads must record.
 from __future__ import annotations
 
 import datetime as dt
-import json
+import gc
+import io
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
+from sys import intern
 from typing import IO, Any, Final, Literal
+
+import msgspec
 
 INVOKE: Final = "invoke"
 OK: Final = "ok"
 FAIL: Final = "fail"
 INFO: Final = "info"
 COMPLETION_TYPES: Final = frozenset({OK, FAIL, INFO})
-OP_TYPES: Final = frozenset({INVOKE}) | COMPLETION_TYPES
 
+OpType = Literal["invoke", "ok", "fail", "info"]
 CompletionType = Literal["ok", "fail", "info"]
 
 NEMESIS: Final = "nemesis"
@@ -40,14 +44,29 @@ class TruncatedHistoryWarning(UserWarning):
     """The last line of a history was cut short (the recording process died mid-write) and was dropped."""
 
 
-@dataclass(frozen=True, slots=True)
-class Header:
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while millions of acyclic records are built.
+
+    Reference counting still frees everything; only the cycle detector waits. Without the pause it walks
+    the growing heap again and again, which costs more than the decoding itself on a large history.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+class Header(msgspec.Struct, frozen=True, kw_only=True):
     run_id: str
     started_wall: str
     mono_anchor_ns: int
     wall_anchor_ns: int
     seed: int | None = None
-    meta: dict[str, Any] = field(default_factory=dict)
+    meta: dict[str, Any] = msgspec.field(default_factory=dict)
 
     def mono_to_wall_ns(self, mono_ns: int) -> int:
         """Wall-clock ns of a monotonic reading taken by the recording process."""
@@ -57,49 +76,33 @@ class Header:
         return self.mono_anchor_ns + (wall_ns - self.wall_anchor_ns)
 
     def to_record(self) -> dict[str, Any]:
-        return {
-            "type": "header",
-            "run_id": self.run_id,
-            "started_wall": self.started_wall,
-            "mono_anchor_ns": self.mono_anchor_ns,
-            "wall_anchor_ns": self.wall_anchor_ns,
-            "seed": self.seed,
-            "meta": self.meta,
-        }
+        return {"type": "header", **msgspec.structs.asdict(self)}
 
 
-@dataclass(slots=True)
-class Op:
+class _HeaderRecord(Header, frozen=True, kw_only=True, tag_field="type", tag="header"):
+    """The header as it is written: the same fields under type "header"."""
+
+
+class Op(msgspec.Struct, gc=False, omit_defaults=True):
     """One line of the history: an invocation or a completion (which names its invocation's index)."""
 
+    type: OpType
     index: int
-    type: str
     process: str
     f: str
-    value: Any
     time: int
+    value: Any = None
     invoke_index: int | None = None
 
     def to_record(self) -> dict[str, Any]:
-        record: dict[str, Any] = {
-            "type": self.type,
-            "index": self.index,
-            "process": self.process,
-            "f": self.f,
-            "value": self.value,
-            "time": self.time,
-        }
-        if self.invoke_index is not None:
-            record["invoke_index"] = self.invoke_index
-        return record
+        return msgspec.to_builtins(self)  # type: ignore[no-any-return]
 
 
-@dataclass(slots=True)
-class Operation:
+class Operation(msgspec.Struct, gc=False):
     """An invocation paired with its completion; no completion (the run died) counts as `info`."""
 
     invoke: Op
-    completion: Op | None
+    completion: Op | None = None
 
     @property
     def type(self) -> str:
@@ -121,8 +124,7 @@ class Operation:
     def value(self) -> dict[str, Any]:
         """The invocation's value overlaid with what the completion learned (both must be objects)."""
         merged = dict(self.invoke.value) if isinstance(self.invoke.value, dict) else {}
-        if self.completion is not None and isinstance(self.completion.value, dict):
-            merged.update(self.completion.value)
+        merged.update(self.result)
         return merged
 
     @property
@@ -133,14 +135,14 @@ class Operation:
         return {}
 
 
-@dataclass(eq=False)
 class RecordedHistory:
     """A whole history, read back or taken from a live recorder. Compared and hashed by identity."""
 
-    header: Header
-    ops: list[Op]
-    source: str = "<memory>"
-    truncated: bool = False
+    def __init__(self, header: Header, ops: list[Op], source: str = "<memory>", truncated: bool = False) -> None:
+        self.header = header
+        self.ops = ops
+        self.source = source
+        self.truncated = truncated
 
     def __len__(self) -> int:
         return len(self.ops)
@@ -148,21 +150,40 @@ class RecordedHistory:
     def __iter__(self) -> Iterator[Op]:
         return iter(self.ops)
 
+    def __repr__(self) -> str:
+        return f"RecordedHistory({self.source!r}, run {self.header.run_id!r}, {len(self.ops)} records)"
+
     @cached_property
     def operations(self) -> list[Operation]:
-        """Invocations in invocation order, each with its completion (or None)."""
-        pairs: dict[int, Operation] = {}
+        """Invocations in file order, each with its completion (or None). Raises HistoryError where a
+        completion names no pending invocation of the same process and f."""
+        pending: dict[int, Operation] = {}
+        operations: list[Operation] = []
         for op in self.ops:
-            if op.invoke_index is None:
-                pairs[op.index] = Operation(op, None)
-            else:
-                pairs[op.invoke_index].completion = op
-        return list(pairs.values())
+            invoked = op.invoke_index
+            if invoked is None:
+                operation = Operation(op)
+                pending[op.index] = operation
+                operations.append(operation)
+                continue
+            operation = pending.pop(invoked, None)  # type: ignore[assignment]
+            if operation is None:
+                raise HistoryError(
+                    f"{self.location(op.index)}: {op.type} names invoke_index {invoked}, which is not an"
+                    " earlier invocation still awaiting its completion"
+                )
+            if operation.invoke.process != op.process or operation.invoke.f != op.f:
+                raise HistoryError(
+                    f"{self.location(op.index)}: {op.type} is for {op.process} {op.f} but invocation {invoked}"
+                    f" was {operation.invoke.process} {operation.invoke.f}"
+                )
+            operation.completion = op
+        return operations
 
-    @property
+    @cached_property
     def end_time(self) -> int:
-        """Monotonic time of the last event (the header's anchor for an empty history)."""
-        return self.ops[-1].time if self.ops else self.header.mono_anchor_ns
+        """Monotonic time of the latest event (the header's anchor for an empty history)."""
+        return max((op.time for op in self.ops), default=self.header.mono_anchor_ns)
 
     def location(self, op_index: int) -> str:
         """Where an op sits in the file, for error messages (the header is line 1)."""
@@ -202,11 +223,11 @@ class History:
             meta=dict(meta or {}),
         )
         self.path = Path(path) if path is not None else None
-        self._file: IO[str] | None = None
+        self._file: IO[bytes] | None = None
         if self.path is not None:
             try:
                 # "x": never overwrite an earlier run's history.
-                self._file = self.path.open("x", encoding="utf-8")
+                self._file = self.path.open("xb")
             except FileExistsError:
                 raise HistoryError(f"{self.path}: already exists; a history is never overwritten") from None
             self._write(self.header.to_record(), "header")
@@ -229,7 +250,7 @@ class History:
         if not isinstance(f, str) or not f:
             raise HistoryError(f"invoke: f must be a non-empty string, got {f!r}")
         with self._lock:
-            op = Op(self._next_index, INVOKE, process, f, value, self._clock())
+            op = Op(INVOKE, self._next_index, process, f, self._clock(), value)
             self._append(op)
             self._pending[op.index] = op
             return op
@@ -243,7 +264,7 @@ class History:
                 raise HistoryError(
                     f"complete: op {op.index} ({op.process} {op.f}) is not a pending invocation of this history"
                 )
-            done = Op(self._next_index, type, op.process, op.f, value, self._clock(), op.index)
+            done = Op(type, self._next_index, op.process, op.f, self._clock(), value, op.index)
             self._append(done)
             del self._pending[op.index]
             return done
@@ -264,18 +285,18 @@ class History:
         if self.path is not None:
             if self._file is None:
                 raise HistoryError(f"{self.path}: the history is closed")
-            self._write(op.to_record(), f"op {op.index} ({op.process} {op.f})")
+            self._write(op, f"op {op.index} ({op.process} {op.f})")
         if self._ops is not None:
             self._ops.append(op)
         self._next_index += 1
 
-    def _write(self, record: dict[str, Any], what: str) -> None:
+    def _write(self, record: Op | dict[str, Any], what: str) -> None:
         assert self._file is not None
         try:
-            line = json.dumps(record, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+            line = _encode(record)
         except (TypeError, ValueError) as exc:
             raise HistoryError(f"{self.path}: {what}: value is not JSON-serialisable: {exc}") from None
-        self._file.write(line + "\n")
+        self._file.write(line + b"\n")
         self._file.flush()
 
 
@@ -284,136 +305,76 @@ def _iso_utc(wall_ns: int) -> str:
     return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
+_encode = msgspec.json.Encoder().encode
+_decode_op = msgspec.json.Decoder(Op).decode
+_decode_header = msgspec.json.Decoder(_HeaderRecord).decode
+
+
 def read_history(path: Path | str) -> RecordedHistory:
     """Read and validate a history file. A torn last line is dropped with TruncatedHistoryWarning."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        handle = path.open("rb")
     except FileNotFoundError:
         raise HistoryError(f"{path}: no such history file") from None
-    except UnicodeDecodeError as exc:
-        raise HistoryError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    return parse_history(text, source=str(path))
+    with handle:
+        return _read_lines(handle, str(path))
 
 
-def parse_history(text: str, *, source: str = "<string>") -> RecordedHistory:
-    lines = text.split("\n")
-    # A file written completely ends with "\n", leaving one empty string; anything else in the last slot
-    # is a line whose newline never made it to disk.
-    unterminated = lines.pop()
-    truncated = False
-    if unterminated:
-        try:
-            json.loads(unterminated)
-            lines.append(unterminated)
-        except json.JSONDecodeError:
-            truncated = True
-            warnings.warn(
-                f"{source}:{len(lines) + 1}: last line is incomplete (the recorder stopped mid-write); ignored",
-                TruncatedHistoryWarning,
-                stacklevel=2,
-            )
-    if not lines:
+def parse_history(data: bytes | str, *, source: str = "<string>") -> RecordedHistory:
+    """Read a history held in memory (see read_history)."""
+    return _read_lines(io.BytesIO(data.encode() if isinstance(data, str) else data), source)
+
+
+def _read_lines(lines: Iterable[bytes], source: str) -> RecordedHistory:
+    # Line by line, so that a large history never sits in memory twice (as bytes and as records).
+    numbered = enumerate(lines, start=1)
+    _, first = next(numbered, (1, b""))
+    if not first:
         raise HistoryError(f"{source}: empty; expected a header line first")
-    header = _parse_header(lines[0], source)
-    ops = _parse_ops(lines, source)
-    return RecordedHistory(header, ops, source=source, truncated=truncated)
-
-
-def _load_line(line: str, source: str, lineno: int) -> dict[str, Any]:
     try:
-        record = json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise HistoryError(f"{source}:{lineno}: not JSON ({exc.msg} at column {exc.colno})") from None
-    if not isinstance(record, dict):
-        raise HistoryError(f"{source}:{lineno}: expected a JSON object, got {type(record).__name__}")
-    return record
-
-
-def _parse_header(line: str, source: str) -> Header:
-    record = _load_line(line, source, 1)
-    if record.get("type") != "header":
-        raise HistoryError(f"{source}:1: expected the header record (type 'header'), got type {record.get('type')!r}")
-    wanted = {"run_id": str, "started_wall": str, "mono_anchor_ns": int, "wall_anchor_ns": int}
-    for key, kind in wanted.items():
-        if not isinstance(record.get(key), kind) or isinstance(record.get(key), bool):
-            raise HistoryError(f"{source}:1: header field {key!r} must be {kind.__name__}, got {record.get(key)!r}")
-    seed = record.get("seed")
-    if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
-        raise HistoryError(f"{source}:1: header field 'seed' must be an integer or null, got {seed!r}")
-    meta = record.get("meta", {})
-    if not isinstance(meta, dict):
-        raise HistoryError(f"{source}:1: header field 'meta' must be an object, got {meta!r}")
-    return Header(
-        run_id=record["run_id"],
-        started_wall=record["started_wall"],
-        mono_anchor_ns=record["mono_anchor_ns"],
-        wall_anchor_ns=record["wall_anchor_ns"],
-        seed=seed,
-        meta=meta,
-    )
-
-
-def _parse_ops(lines: list[str], source: str) -> list[Op]:
+        header = Header(**msgspec.structs.asdict(_decode_header(first)))
+    except msgspec.MsgspecError as exc:
+        raise HistoryError(f"{source}:1: not a header record ({exc})") from None
     ops: list[Op] = []
-    pending: dict[int, Op] = {}
-    loads = json.loads
-    for offset in range(1, len(lines)):
-        lineno = offset + 1
-        line = lines[offset]
-        try:
-            record = loads(line)
-            kind = record["type"]
-            index = record["index"]
-            process = record["process"]
-            f = record["f"]
-            when = record["time"]
-            value = record.get("value")
-            invoke_index = record.get("invoke_index")
-        except json.JSONDecodeError as exc:
-            raise HistoryError(f"{source}:{lineno}: not JSON ({exc.msg} at column {exc.colno})") from None
-        except (KeyError, TypeError) as exc:
-            raise HistoryError(
-                f"{source}:{lineno}: expected an op object with type, index, process, f, value, time; missing {exc}"
-            ) from None
-        if index != offset - 1 or type(index) is not int:
-            raise HistoryError(f"{source}:{lineno}: index {index!r} out of sequence; expected {offset - 1}")
-        if type(when) is not int:
-            raise HistoryError(f"{source}:{lineno}: time must be integer monotonic ns, got {when!r}")
-        if not isinstance(process, str) or not isinstance(f, str):
-            raise HistoryError(f"{source}:{lineno}: process and f must be strings")
-        if kind == INVOKE:
-            if invoke_index is not None:
-                raise HistoryError(f"{source}:{lineno}: an invoke must not carry invoke_index")
-            op = Op(index, kind, process, f, value, when)
-            pending[index] = op
-        elif kind in COMPLETION_TYPES:
-            invoked = pending.pop(invoke_index, None) if type(invoke_index) is int else None
-            if invoked is None:
+    truncated = False
+    with gc_paused():
+        for lineno, line in numbered:
+            try:
+                op = _decode_op(line)
+            except msgspec.MsgspecError as exc:
+                # A file written completely ends with a newline; a last line without one was being
+                # written when the recorder stopped.
+                if not line.endswith(b"\n") and isinstance(exc, msgspec.DecodeError):
+                    truncated = True
+                    warnings.warn(
+                        f"{source}:{lineno}: last line is incomplete (the recorder stopped mid-write); ignored",
+                        TruncatedHistoryWarning,
+                        stacklevel=3,
+                    )
+                    break
+                raise HistoryError(f"{source}:{lineno}: not an op record ({exc})") from None
+            if op.index != lineno - 2:
+                raise HistoryError(f"{source}:{lineno}: index {op.index} out of sequence; expected {lineno - 2}")
+            # Every process name and f recurs on many lines: keep one copy of each.
+            op.process, op.f = intern(op.process), intern(op.f)
+            if (op.invoke_index is None) != (op.type == INVOKE):
                 raise HistoryError(
-                    f"{source}:{lineno}: {kind} names invoke_index {invoke_index!r}, which is not an"
-                    " earlier invocation still awaiting its completion"
+                    f"{source}:{lineno}: an invoke carries no invoke_index and a completion must name one"
                 )
-            if invoked.process != process or invoked.f != f:
-                raise HistoryError(
-                    f"{source}:{lineno}: {kind} is for {process} {f} but invocation {invoke_index} was"
-                    f" {invoked.process} {invoked.f}"
-                )
-            op = Op(index, kind, process, f, value, when, invoke_index)
-        else:
-            raise HistoryError(f"{source}:{lineno}: type {kind!r} is not one of invoke, ok, fail, info")
-        ops.append(op)
-    return ops
+            ops.append(op)
+        history = RecordedHistory(header, ops, source=source, truncated=truncated)
+        history.operations  # noqa: B018 -- pair now, so that a bad completion is reported at read time
+    return history
 
 
 def write_history(history: RecordedHistory, path: Path | str) -> None:
     """Write a whole history at once (fixtures, re-encoding). Refuses to overwrite."""
     path = Path(path)
     try:
-        handle = path.open("x", encoding="utf-8")
+        handle = path.open("xb")
     except FileExistsError:
         raise HistoryError(f"{path}: already exists; a history is never overwritten") from None
-    dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
     with handle:
-        handle.write(dumps(history.header.to_record()) + "\n")
-        handle.writelines(dumps(op.to_record()) + "\n" for op in history.ops)
+        handle.write(_encode(history.header.to_record()) + b"\n")
+        handle.writelines(_encode(op) + b"\n" for op in history.ops)

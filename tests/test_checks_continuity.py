@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import dataclasses
-
+import msgspec
 import pytest
 
 from resilience.checks import continuity
@@ -71,7 +70,7 @@ def test_reordered_replies_are_false_even_before_quiescence() -> None:
 def test_a_repeated_step_is_false_unless_allowed() -> None:
     world, snapshot = one_contact()
     again = deliveries_to(snapshot, URN)[1]
-    snapshot.aggregator.append(dataclasses.replace(again, seq=10_000, msg_id="9999"))
+    snapshot.aggregator.append(msgspec.structs.replace(again, seq=10_000, msg_id="9999"))
     history = world.recorded()
     result = continuity.check(history, snapshot)
     assert result.valid is Validity.FALSE and result.counts["repeated"] == 1
@@ -81,7 +80,7 @@ def test_a_repeated_step_is_false_unless_allowed() -> None:
 def test_a_redelivered_message_is_not_a_repeated_step() -> None:
     world, snapshot = one_contact()
     again = deliveries_to(snapshot, URN)[1]
-    snapshot.aggregator.append(dataclasses.replace(again, seq=10_000))  # same msg_id: transport duplicate
+    snapshot.aggregator.append(msgspec.structs.replace(again, seq=10_000))  # same msg_id: transport duplicate
     assert continuity.check(world.recorded(), snapshot).valid is Validity.TRUE
 
 
@@ -202,7 +201,7 @@ def test_unowned_runs_and_unscripted_texts_are_counted_not_judged() -> None:
     world, snapshot = one_contact()
     snapshot.runs.append(Run("probe-run", FLOW_UUID, "W", "tel:+19999", "Favorites"))
     original = deliveries_to(snapshot, URN)[0]
-    snapshot.aggregator.append(dataclasses.replace(original, seq=10_000, msg_id="55", text="Broadcast!"))
+    snapshot.aggregator.append(msgspec.structs.replace(original, seq=10_000, msg_id="55", text="Broadcast!"))
     result = continuity.check(world.recorded(), snapshot)
     assert result.valid is Validity.TRUE
     assert result.counts["unowned_runs"] == 1 and result.counts["unscripted"] == 1

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import dataclasses
-
+import msgspec
 import pytest
 
 from resilience.checks import inbound
@@ -19,7 +18,7 @@ def inbound_rows(snapshot: Snapshot) -> list[Msg]:
 
 
 def copy_of(row: Msg, **changes: object) -> Msg:
-    return dataclasses.replace(row, id=row.id + 100_000, **changes)
+    return msgspec.structs.replace(row, id=row.id + 100_000, **changes)
 
 
 def test_clean_world_is_valid() -> None:
@@ -152,5 +151,5 @@ def test_bad_options_and_bad_values_are_reported() -> None:
         inbound.check(history, snapshot, {"allowed_duplicates": "one"})
     world = WorldBuilder()
     world.history.invoke("contact-1", "mo", {"text": "no urn"})
-    with pytest.raises(HistoryError, match=r"<memory>:2 \(op 0\): mo invocation needs 'urn'"):
+    with pytest.raises(HistoryError, match=r"<memory>:2 \(op 0\): mo invocation value .*missing required field `urn`"):
         inbound.check(world.recorded(), world.snapshot())

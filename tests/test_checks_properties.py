@@ -8,6 +8,7 @@ import random
 import warnings
 from collections import Counter
 
+import msgspec
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -92,7 +93,7 @@ def reinterleave(history: RecordedHistory, rng: random.Random) -> RecordedHistor
     for position, op in enumerate(order):
         renumbered[op.index] = position
         invoke = renumbered[op.invoke_index] if op.invoke_index is not None else None
-        ops.append(dataclasses.replace(op, index=position, invoke_index=invoke))
+        ops.append(msgspec.structs.replace(op, index=position, invoke_index=invoke))
     return RecordedHistory(history.header, ops)
 
 
@@ -150,7 +151,7 @@ def test_info_operations_never_make_inbound_false(plan: Plan, data: st.DataObjec
     oks = [op for op in history.ops if op.type == OK]
     turned = data.draw(st.lists(st.sampled_from(oks), unique_by=lambda op: op.index) if oks else st.just([]))
     for op in turned:
-        history.ops[op.index] = dataclasses.replace(op, type=INFO, value={"error": "ReadTimeout"})
+        history.ops[op.index] = msgspec.structs.replace(op, type=INFO, value={"error": "ReadTimeout"})
         uuid = op.value["msg_uuid"]
         if data.draw(st.booleans()):
             snapshot.msgs = [m for m in snapshot.msgs if m.uuid != uuid]
@@ -168,7 +169,7 @@ def test_injected_inbound_duplicates_are_always_caught(plan: Plan, data: st.Data
     for number, row in enumerate(copies):
         keep_uuid = data.draw(st.booleans())
         snapshot.msgs.append(
-            dataclasses.replace(row, id=10_000 + number, uuid=row.uuid if keep_uuid else f"replayed-{number}")
+            msgspec.structs.replace(row, id=10_000 + number, uuid=row.uuid if keep_uuid else f"replayed-{number}")
         )
     result = inbound.check(history, snapshot)
     assert result.valid is Validity.FALSE
@@ -184,7 +185,7 @@ def test_injected_redeliveries_are_always_caught(plan: Plan, data: st.DataObject
     again = data.draw(st.lists(st.sampled_from(snapshot.aggregator), min_size=1, max_size=5))
     last = len(snapshot.aggregator)
     for number, delivery in enumerate(again):
-        snapshot.aggregator.append(dataclasses.replace(delivery, seq=last + number))
+        snapshot.aggregator.append(msgspec.structs.replace(delivery, seq=last + number))
     result = outbound.check(history, snapshot)
     assert result.valid is Validity.FALSE
     assert result.counts["duplicate_deliveries"] == len(again)

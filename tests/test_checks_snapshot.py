@@ -29,10 +29,12 @@ def test_round_trip(tmp_path: Path) -> None:
     assert read_snapshot(tmp_path / "snapshot.json") == snapshot
 
 
-def test_integer_message_ids_are_read_as_strings() -> None:
-    raw = {"aggregator": [{"seq": 1, "msg_id": 42, "to": "+250788", "text": "hi", "received_wall_ns": 5}]}
+def test_a_delivery_knows_its_recipient_urn_and_whether_it_was_accepted() -> None:
+    raw = {"aggregator": [{"seq": 1, "msg_id": "42", "to": "+250788", "text": "hi", "received_wall_ns": 5}]}
     (delivery,) = snapshot_from_dict(raw).aggregator
-    assert delivery.msg_id == "42" and delivery.recipient == "tel:+250788" and delivery.accepted
+    assert delivery.recipient == "tel:+250788" and delivery.accepted
+    assert Delivery(2, "7", "tel:+1", "t", 0, "500").recipient == "tel:+1"
+    assert not Delivery(2, "7", "tel:+1", "t", 0, "hang").accepted
 
 
 def test_unknown_record_fields_are_ignored_and_optional_ones_default() -> None:
@@ -47,21 +49,25 @@ MSG: dict[str, Any] = {"id": 1, "uuid": "u", "direction": "I", "status": "P", "t
 @pytest.mark.parametrize(
     ("raw", "message"),
     [
-        ([], r"s.json: expected a JSON object at the top, got list"),
-        ({"msg": []}, r"unknown top-level keys \['msg'\]"),
-        ({"quiescent": "yes"}, r"quiescent: expected true or false"),
-        ({"msgs": {}}, r"msgs: expected a list, got dict"),
-        ({"msgs": [MSG, {k: v for k, v in MSG.items() if k != "uuid"}]}, r"msgs\[1\]: missing field 'uuid'"),
-        ({"msgs": [{**MSG, "id": "1"}]}, r"msgs\[0\].id: expected int, got '1'"),
-        ({"msgs": [{**MSG, "id": True}]}, r"msgs\[0\].id: expected int, got True"),
-        ({"msgs": [{**MSG, "status": "Z"}]}, r"msgs\[0\].status: 'Z' is not one of DEFHIPQSW"),
-        ({"msgs": [{**MSG, "direction": "X"}]}, r"msgs\[0\].direction: 'X' is not I or O"),
-        ({"msgs": [{**MSG, "urn": 5}]}, r"msgs\[0\].urn: expected str or null, got 5"),
-        ({"runs": [{"uuid": "r", "flow_uuid": "f", "status": "W", "path": [1]}]}, r"runs\[0\].path: expected a list"),
-        ({"sessions": [{"uuid": "s", "status": "A"}]}, r"sessions\[0\].status: 'A' is not one of CFIWX"),
-        ({"logs": {"web-1": "line"}}, r"logs\['web-1'\]: expected a list of strings"),
+        ([], r"s.json: Expected `object`, got `array`"),
+        ({"msg": []}, r"s.json: Object contains unknown field `msg`"),
+        ({"quiescent": "yes"}, r"Expected `bool`, got `str` - at `\$.quiescent`"),
+        ({"msgs": {}}, r"Expected `array`, got `object` - at `\$.msgs`"),
+        ({"msgs": [MSG, {k: v for k, v in MSG.items() if k != "uuid"}]},
+         r"Object missing required field `uuid` - at `\$.msgs\[1\]`"),
+        ({"msgs": [{**MSG, "id": "1"}]}, r"Expected `int`, got `str` - at `\$.msgs\[0\].id`"),
+        ({"msgs": [{**MSG, "id": True}]}, r"Expected `int`, got `bool` - at `\$.msgs\[0\].id`"),
+        ({"msgs": [{**MSG, "status": "Z"}]}, r"Invalid enum value 'Z' - at `\$.msgs\[0\].status`"),
+        ({"msgs": [{**MSG, "direction": "X"}]}, r"Invalid enum value 'X' - at `\$.msgs\[0\].direction`"),
+        ({"msgs": [{**MSG, "urn": 5}]}, r"Expected `str \| null`, got `int` - at `\$.msgs\[0\].urn`"),
+        ({"runs": [{"uuid": "r", "flow_uuid": "f", "status": "W", "path": [1]}]},
+         r"Expected `str`, got `int` - at `\$.runs\[0\].path\[0\]`"),
+        ({"sessions": [{"uuid": "s", "status": "A"}]}, r"Invalid enum value 'A' - at `\$.sessions\[0\].status`"),
+        ({"logs": {"web-1": "line"}}, r"Expected `array`, got `str` - at `\$.logs\[...\]`"),
+        ({"aggregator": [{"seq": 1, "msg_id": 42, "to": "+1", "text": "t", "received_wall_ns": 5}]},
+         r"Expected `str`, got `int` - at `\$.aggregator\[0\].msg_id`"),
     ],
-)
+)  # fmt: skip
 def test_bad_snapshots_are_located(raw: object, message: str) -> None:
     with pytest.raises(SnapshotError, match=message):
         snapshot_from_dict(raw, "s.json")

@@ -13,7 +13,7 @@ from resilience.checks import availability, continuity, inbound, latency, logs, 
 from resilience.checks.analysis import Analysis
 from resilience.checks.options import OptionsError
 from resilience.checks.result import CheckResult, Validity, merge
-from resilience.history import RecordedHistory
+from resilience.history import RecordedHistory, gc_paused
 from resilience.snapshot import Snapshot
 
 
@@ -46,7 +46,8 @@ def run_all(
     if unknown:
         raise OptionsError(f"unknown checker(s) {unknown}; known: {sorted(CHECKERS)}")
     analysis = Analysis(history, snapshot)
-    return [CHECKERS[name](history, snapshot, options.get(name), analysis=analysis) for name in names]
+    with gc_paused():  # the checkers build large acyclic indexes
+        return [CHECKERS[name](history, snapshot, options.get(name), analysis=analysis) for name in names]
 
 
 __all__ = ["CHECKERS", "CheckResult", "OptionsError", "Validity", "merge", "run_all"]

@@ -11,7 +11,7 @@ from functools import cached_property
 from resilience.checks.matching import InboundMatching, match_inbound
 from resilience.checks.model import HistoryView, view_of
 from resilience.checks.replies import deliveries_by_urn, first_deliveries
-from resilience.history import RecordedHistory
+from resilience.history import OK, RecordedHistory
 from resilience.snapshot import Delivery, Snapshot
 
 
@@ -46,3 +46,16 @@ class Analysis:
     def first_deliveries(self) -> dict[str, list[Delivery]]:
         """Per recipient URN, each message's first delivery in arrival order."""
         return first_deliveries(self.deliveries)
+
+    @cached_property
+    def owed_texts(self) -> dict[str, list[str]]:
+        """Per URN, the replies its acknowledged exchanges owe, in invocation order."""
+        return {
+            urn: [text for e in exchanges if e.outcome == OK for text in e.expect]
+            for urn, exchanges in self.view.by_urn.items()
+        }
+
+    @cached_property
+    def seen_texts(self) -> dict[str, list[str]]:
+        """Per URN, the text of each message's first delivery, in arrival order."""
+        return {urn: [d.text for d in deliveries] for urn, deliveries in self.first_deliveries.items()}

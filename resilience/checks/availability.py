@@ -146,7 +146,7 @@ def _is_failover(fault: Fault, opts: AvailabilityOptions) -> bool:
 def _lost_acknowledgements(matching: InboundMatching) -> list[int]:
     """Acknowledgement times of acknowledged MOs missing from msgs_msg, earliest first."""
     return sorted(
-        m.mo.end_time for m in matching.matches if m.mo.outcome == OK and not m.rows and m.mo.end_time is not None
+        m.mo.end_time for m in matching.others if m.mo.outcome == OK and not m.rows and m.mo.end_time is not None
     )
 
 

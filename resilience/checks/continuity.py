@@ -13,7 +13,7 @@ indeterminate and makes the verdict unknown, never false.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from resilience.checks.analysis import Analysis
@@ -67,21 +67,29 @@ def _is_subsequence(short: list[str], long: list[str]) -> bool:
     return all(any(text == candidate for candidate in remaining) for text in short)
 
 
-@dataclass
-class Thread:
-    urn: str
-    uncertain: bool  # see HistoryView.uncertain_urns
-    exchanges: list[Exchange] = field(default_factory=list)
+IN_ORDER = OrderFinding(0, 0, "in_order")
+COUNTS = (
+    "threads", "threads_lenient", "threads_in_order", "conversations", "conversations_ended",
+    "conversations_abandoned", "repeated", "skipped", "reordered", "incomplete", "missing_replies",
+    "indeterminate", "unscripted", "saw_end_without_completed_run", "completed_run_replies_missing",
+    "extra_completed_runs", "stuck_runs", "stuck_sessions", "waiting_abandoned", "unowned_runs",
+    "flow_unknown",
+)  # fmt: skip
 
-    @property
-    def lenient(self) -> bool:
-        return self.uncertain or any(e.outcome != OK for e in self.exchanges)
 
-    def conversations(self) -> dict[str, list[Exchange]]:
-        grouped: dict[str, list[Exchange]] = defaultdict(list)
-        for exchange in self.exchanges:
-            grouped[exchange.conversation or f"op-{exchange.index}"].append(exchange)
-        return grouped
+def _conversations(exchanges: list[Exchange]) -> list[list[Exchange]]:
+    """A thread's exchanges grouped by conversation id (an exchange without one stands alone)."""
+    first = exchanges[0].conversation
+    if first is not None:
+        for exchange in exchanges:
+            if exchange.conversation != first:
+                break
+        else:
+            return [exchanges]  # the usual case: one conversation per contact
+    grouped: dict[str, list[Exchange]] = defaultdict(list)
+    for exchange in exchanges:
+        grouped[exchange.conversation or f"op-{exchange.index}"].append(exchange)
+    return list(grouped.values())
 
 
 def check(
@@ -94,26 +102,25 @@ def check(
     opts = parse_options(ContinuityOptions, options, NAME)
     analysis = Analysis.of(history, snapshot, analysis)
     view = analysis.view
-    threads: dict[str, Thread] = {}
-    for exchange in view.exchanges:
-        for urn in exchange.urns:
-            thread = threads.get(urn)
-            if thread is None:
-                thread = threads[urn] = Thread(urn, urn in view.uncertain_urns)
-            thread.exchanges.append(exchange)
-    deliveries = analysis.first_deliveries
+    threads = view.by_urn
+    # Leniency (see the module's docstring): an uncertain URN, or any exchange not acknowledged.
+    lenient = view.uncertain_urns | {urn for e in view.exchanges if e.outcome != OK for urn in e.urns}
+    owed_texts, seen_texts = analysis.owed_texts, analysis.seen_texts
     runs_by_urn = _group(snapshot.runs)
     sessions_by_urn = _group(snapshot.sessions)
     quiescent = snapshot.quiescent
 
-    counts: Counter[str] = Counter()
+    counts = dict.fromkeys(COUNTS, 0)
     examples = Examples()
-    for thread in threads.values():
+    for urn, exchanges in threads.items():
         _judge_thread(
-            thread,
-            [d.text for d in deliveries.get(thread.urn, ())],
-            runs_by_urn.get(thread.urn, []),
-            sessions_by_urn.get(thread.urn, []),
+            urn,
+            exchanges,
+            urn in lenient,
+            owed_texts[urn],
+            seen_texts.get(urn, []),
+            runs_by_urn.get(urn, []),
+            sessions_by_urn.get(urn, []),
             counts,
             examples,
         )
@@ -135,17 +142,10 @@ def check(
         false_if=definite or (quiescent and settled > 0),
         unknown_if=not threads or counts["indeterminate"] > 0 or (not quiescent and settled > 0),
     )
-    names = (
-        "threads", "threads_lenient", "threads_in_order", "conversations", "conversations_ended",
-        "conversations_abandoned", "repeated", "skipped", "reordered", "incomplete", "missing_replies",
-        "indeterminate", "unscripted", "saw_end_without_completed_run", "completed_run_replies_missing",
-        "extra_completed_runs", "stuck_runs", "stuck_sessions", "waiting_abandoned", "unowned_runs",
-        "flow_unknown",
-    )  # fmt: skip
     return CheckResult(
         name=NAME,
         valid=valid,
-        counts={name: counts[name] for name in names},
+        counts=counts,
         examples=examples.items,
         details={"quiescent": quiescent},
     )
@@ -160,62 +160,75 @@ def _group(rows: list[Run] | list[Session]) -> dict[str, list[Any]]:
 
 
 def _judge_thread(
-    thread: Thread,
+    urn: str,
+    exchanges: list[Exchange],
+    lenient: bool,
+    expected: list[str],
     seen_all: list[str],
     runs: list[Run],
     sessions: list[Session],
-    counts: Counter[str],
+    counts: dict[str, int],
     examples: Examples,
 ) -> None:
-    lenient = thread.lenient
     counts["threads"] += 1
     counts["threads_lenient"] += lenient
-    scripted = {text for e in thread.exchanges for text in e.expect}
-    expected = [text for e in thread.exchanges if e.outcome == OK for text in e.expect]
-    seen = [text for text in seen_all if text in scripted]
-    counts["unscripted"] += len(seen_all) - len(seen)
+    if seen_all == expected:  # the usual case, decided without counting
+        seen, order = seen_all, IN_ORDER
+    else:
+        scripted = {text for e in exchanges for text in e.expect}
+        seen = [text for text in seen_all if text in scripted]
+        counts["unscripted"] += len(seen_all) - len(seen)
+        order = compare_replies(expected, seen)
 
-    conversations = thread.conversations()
-    ended: Counter[str | None] = Counter()  # per flow: conversations the workload carried to their end
-    all_ended = True
-    for exchanges in conversations.values():
-        flow = next((e.flow for e in exchanges if e.flow is not None), None)
-        if any(e.final and e.outcome == OK for e in exchanges):
-            ended[flow] += 1
-            counts["flow_unknown"] += flow is None
-        else:
-            all_ended = False
+    conversations = _conversations(exchanges)
+    ended: dict[str | None, int] = {}  # per flow: conversations the workload carried to their end
+    finished = 0
+    for conversation in conversations:
+        flow, reached_end = None, False
+        for exchange in conversation:
+            flow = flow or exchange.flow
+            reached_end = reached_end or (exchange.final and exchange.outcome == OK)
+        if reached_end:
+            ended[flow] = ended.get(flow, 0) + 1
+            finished += 1
     counts["conversations"] += len(conversations)
-    counts["conversations_ended"] += sum(ended.values())
-    counts["conversations_abandoned"] += len(conversations) - sum(ended.values())
+    counts["conversations_ended"] += finished
+    counts["conversations_abandoned"] += len(conversations) - finished
+    counts["flow_unknown"] += ended.get(None, 0)
 
-    findings: Counter[str] = Counter()
-    order = compare_replies(expected, seen)
-    if order.repeated:
-        findings["repeated"] += order.repeated
-    if order.shape != "in_order":
-        findings[order.shape] += 1
+    findings: dict[str, int] = {}
     saw_everything = order.missing == 0 and order.shape == "in_order"
-
-    for flow, finished in ended.items():
+    if order.repeated:
+        findings["repeated"] = order.repeated
+    if order.shape != "in_order":
+        findings[order.shape] = 1
+    completed_runs: dict[str, int] = {}  # by flow uuid and by flow name
+    open_runs = 0
+    for run in runs:
+        if run.status == COMPLETED:
+            for flow in {run.flow_uuid, run.flow_name or run.flow_uuid}:
+                completed_runs[flow] = completed_runs.get(flow, 0) + 1
+        elif run.status in LEFT_OPEN_RUN:
+            open_runs += 1
+    for flow, times in ended.items():
         if flow is None:
             continue
-        completed = sum(r.status == COMPLETED and flow in (r.flow_uuid, r.flow_name) for r in runs)
-        if saw_everything and completed < finished:
-            findings["saw_end_without_completed_run"] += finished - completed
-        if completed > finished:
-            findings["extra_completed_runs"] += completed - finished
-        if order.missing and completed >= finished:
-            findings["completed_run_replies_missing"] += 1
-    open_runs = sum(r.status in LEFT_OPEN_RUN for r in runs)
-    open_sessions = sum(s.status in LEFT_OPEN_SESSION for s in sessions)
-    if all_ended:
-        findings["stuck_runs"] += open_runs
-        findings["stuck_sessions"] += open_sessions
+        completed = completed_runs.get(flow, 0)
+        if saw_everything and completed < times:
+            findings["saw_end_without_completed_run"] = times - completed
+        if completed > times:
+            findings["extra_completed_runs"] = completed - times
+        if order.missing and completed >= times:
+            findings["completed_run_replies_missing"] = 1
+    if finished == len(conversations):
+        open_sessions = sum(s.status in LEFT_OPEN_SESSION for s in sessions)
+        if open_runs:
+            findings["stuck_runs"] = open_runs
+        if open_sessions:
+            findings["stuck_sessions"] = open_sessions
     else:
         counts["waiting_abandoned"] += open_runs
 
-    findings = +findings  # drop the zero entries
     if not findings:
         counts["threads_in_order"] += not lenient
         return
@@ -223,16 +236,17 @@ def _judge_thread(
         counts["indeterminate"] += 1
         kind = "indeterminate"
     else:
-        counts.update(findings)
+        for finding, number in findings.items():
+            counts[finding] += number
         counts["missing_replies"] += order.missing
         kind = "+".join(sorted(findings))
     examples.add(
         kind,
-        urn=thread.urn,
-        findings=dict(findings),
-        conversations=sorted(conversations),
+        urn=urn,
+        findings=findings,
+        conversations=sorted({e.conversation or f"op-{e.index}" for e in exchanges}),
         expected=expected,
         seen=seen,
         runs=[{"uuid": r.uuid, "flow": r.flow_name or r.flow_uuid, "status": r.status} for r in runs],
-        outcomes=[e.outcome for e in thread.exchanges],
+        outcomes=[e.outcome for e in exchanges],
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -39,48 +40,53 @@ def check(
     view = analysis.view
     matching = analysis.inbound
     examples = Examples()
-    counts = dict.fromkeys(
-        (
-            "mos", "ok", "fail", "info", "ok_present", "lost", "duplicated", "duplicate_rows", "unhandled",
-            "info_present", "info_absent", "fail_absent", "recovered", "uuid_mismatch",
-        ),
-        0,
-    )  # fmt: skip
     listed: dict[str, list[int]] = {"lost": [], "duplicated": [], "unhandled": [], "recovered": []}
+    found: Counter[str] = Counter()
 
     def note(kind: str, match: InboundMatch) -> None:
+        found[kind] += 1
         if len(listed[kind]) < MAX_LISTED:
             listed[kind].append(match.mo.index)
         examples.add(kind, **_describe(match, view.seconds))
 
-    for match in matching.matches:
-        mo, rows = match.mo, match.rows
-        counts["mos"] += 1
-        counts[mo.outcome] += 1
+    for match in matching.others:
+        rows = match.rows
+        outcome = match.mo.outcome
+        # One handled row for an MO of unknown outcome is also as it should be.
+        if len(rows) == 1 and outcome != FAIL and rows[0].status != PENDING and not match.uuid_mismatch:
+            continue
         if len(rows) > 1:
-            counts["duplicated"] += 1
-            counts["duplicate_rows"] += len(rows) - 1
+            found["duplicate_rows"] += len(rows) - 1
             note("duplicated", match)
         if any(row.status == PENDING for row in rows):
-            counts["unhandled"] += 1
             note("unhandled", match)
-        counts["uuid_mismatch"] += match.uuid_mismatch
-        if mo.outcome == OK:
-            if rows:
-                counts["ok_present"] += 1
-            else:
-                counts["lost"] += 1
-                note("lost", match)
-        elif mo.outcome == INFO:
-            counts["info_present" if rows else "info_absent"] += 1
-        elif mo.outcome == FAIL:
-            if rows:
-                counts["recovered"] += 1
-                note("recovered", match)
-            else:
-                counts["fail_absent"] += 1
-    counts["ambiguous_texts"] = matching.ambiguous_texts
-    counts["unclaimed_rows"] = len(matching.unclaimed_rows)
+        found["uuid_mismatch"] += match.uuid_mismatch
+        if not rows and outcome == OK:
+            note("lost", match)
+        elif not rows and outcome == INFO:
+            found["info_absent"] += 1
+        elif rows and outcome == FAIL:
+            note("recovered", match)
+    outcomes = Counter(m.mo.outcome for m in matching.others)
+    outcomes[OK] += matching.settled
+    counts = {
+        "mos": matching.settled + len(matching.others),
+        "ok": outcomes[OK],
+        "fail": outcomes[FAIL],
+        "info": outcomes[INFO],
+        "ok_present": outcomes[OK] - found["lost"],
+        "lost": found["lost"],
+        "duplicated": found["duplicated"],
+        "duplicate_rows": found["duplicate_rows"],
+        "unhandled": found["unhandled"],
+        "info_present": outcomes[INFO] - found["info_absent"],
+        "info_absent": found["info_absent"],
+        "fail_absent": outcomes[FAIL] - found["recovered"],
+        "recovered": found["recovered"],
+        "uuid_mismatch": found["uuid_mismatch"],
+        "ambiguous_texts": matching.ambiguous_texts,
+        "unclaimed_rows": matching.unclaimed_rows,
+    }
 
     quiescent = snapshot.quiescent
     # Rows never disappear, so duplicates and rejected-but-stored MOs are final even before quiescence;

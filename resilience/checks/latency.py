@@ -6,7 +6,6 @@ from __future__ import annotations
 import bisect
 import statistics
 from collections import defaultdict
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,27 +52,29 @@ def check(
     analysis = Analysis.of(history, snapshot, analysis)
     view = analysis.view
     header = history.header
-    latencies = _first_reply_latencies(
-        [e for e in view.exchanges if e.kind == MO], analysis.first_deliveries, header.mono_to_wall_ns
-    )
+    latencies = _first_reply_latencies(analysis, header.wall_anchor_ns - header.mono_anchor_ns)
     faults = view.applied_faults
-    answered = sorted((mo.invoke_time, latency) for mo, latency in latencies if latency is not None)
-    invoked = [when for when, _ in answered]
-    by_fault: dict[str, list[float]] = {}
-    for fault in faults:
-        until = fault.until(history.end_time)
-        span = answered[bisect.bisect_left(invoked, fault.start) : bisect.bisect_left(invoked, until)]
-        by_fault[fault.id] = [latency for _, latency in span]
-    windows = _union(faults, history.end_time)
+    history_end = history.end_time
+    windows = _union(faults, history_end)
     starts = [start for start, _ in windows]
     by_phase: dict[str, list[float]] = {phase: [] for phase in PHASES}
-    for when, latency in answered:
+    by_fault: dict[str, list[float]] = {fault.id: [] for fault in faults}
+    unanswered = 0
+    for mo, latency in latencies:
+        if latency is None:
+            unanswered += 1
+            continue
+        when = mo.invoke_time
         position = bisect.bisect_right(starts, when) - 1
         if position < 0:
             by_phase["before"].append(latency)
+        elif when < windows[position][1]:
+            by_phase["during"].append(latency)
+            for fault in faults:
+                if fault.start <= when < fault.until(history_end):
+                    by_fault[fault.id].append(latency)
         else:
-            by_phase["during" if when < windows[position][1] else "after"].append(latency)
-    unanswered = len(latencies) - len(answered)
+            by_phase["after"].append(latency)
     examples = Examples()
 
     phases = {phase: percentiles(samples) for phase, samples in by_phase.items()}
@@ -107,34 +108,67 @@ def _union(faults: list[Fault], history_end: int) -> list[tuple[int, int]]:
     return merged
 
 
-def _first_reply_latencies(
-    mos: list[Exchange], deliveries: dict[str, list[Delivery]], to_wall: Callable[[int], int]
-) -> list[tuple[Exchange, float | None]]:
+def _first_reply_latencies(analysis: Analysis, mono_to_wall: int) -> list[tuple[Exchange, float | None]]:
     """Latency (s) of every acknowledged MO that owes a reply; None when no such reply arrived after it.
-
-    Replies carry no reference to the MO they answer, so each (urn, first reply text) is matched in time
-    order: every MO that owes that text claims the earliest unclaimed arrival after its invocation.
-    MOs of unknown outcome take part in claiming (their reply may have come) but yield no sample.
-    """
-    claimants: defaultdict[tuple[str, str], list[Exchange]] = defaultdict(list)
-    for mo in mos:
-        if mo.expect and mo.outcome != FAIL:
-            claimants[(mo.urn, mo.expect[0])].append(mo)
-    arrivals: dict[tuple[str, str], list[int]] = {}
-    for urn, urn_deliveries in deliveries.items():
-        for delivery in urn_deliveries:
-            arrivals.setdefault((urn, delivery.text), []).append(delivery.received_wall_ns)
+    `mono_to_wall` is the wall clock's offset from the recorder's monotonic clock."""
+    view = analysis.view
+    owed, seen, uncertain = analysis.owed_texts, analysis.seen_texts, view.uncertain_urns
     results: list[tuple[Exchange, float | None]] = []
-    for key, waiting in claimants.items():
-        times = sorted(arrivals.get(key, ()))
-        position = 0
-        for mo in sorted(waiting, key=lambda m: m.invoke_time):
-            invoked = to_wall(mo.invoke_time)
-            position = bisect.bisect_left(times, invoked, lo=position)
-            latency = None
-            if position < len(times):
-                latency = (times[position] - invoked) / NS_PER_S
-                position += 1
-            if mo.outcome == OK:
-                results.append((mo, latency))
+    for urn, exchanges in view.by_urn.items():
+        arrivals = analysis.first_deliveries.get(urn, [])
+        if urn not in uncertain and seen.get(urn, []) == owed[urn]:
+            in_order = _in_script_order(exchanges, arrivals, mono_to_wall)
+            if in_order is not None:
+                results.extend(in_order)
+                continue
+        results.extend(_claimed_in_time_order(exchanges, arrivals, mono_to_wall))
+    return results
+
+
+def _in_script_order(
+    exchanges: list[Exchange], arrivals: list[Delivery], mono_to_wall: int
+) -> list[tuple[Exchange, float | None]] | None:
+    """When a contact got exactly its owed replies in order, each MO's first reply is at a known position.
+    None if a reply seems to precede its MO (a clock disagreement): then time order decides."""
+    results: list[tuple[Exchange, float | None]] = []
+    position = 0
+    for exchange in exchanges:
+        if exchange.outcome != OK:
+            continue
+        if exchange.kind == MO and exchange.expect:
+            latency = arrivals[position].received_wall_ns - (exchange.invoke_time + mono_to_wall)
+            if latency < 0:
+                return None
+            results.append((exchange, latency / NS_PER_S))
+        position += len(exchange.expect)
+    return results
+
+
+def _claimed_in_time_order(
+    exchanges: list[Exchange], arrivals: list[Delivery], mono_to_wall: int
+) -> list[tuple[Exchange, float | None]]:
+    """Replies carry no reference to the MO they answer, so each of the URN's reply texts is matched in
+    time order: every MO owing that text first claims the earliest unclaimed arrival after its
+    invocation. MOs of unknown outcome take part in claiming (their reply may have come) but yield no
+    sample."""
+    times_of: dict[str, list[int]] = defaultdict(list)
+    for delivery in arrivals:
+        times_of[delivery.text].append(delivery.received_wall_ns)
+    for times in times_of.values():
+        times.sort()
+    unclaimed_from: dict[str, int] = {}  # per text: arrivals before this position are spent
+    results: list[tuple[Exchange, float | None]] = []
+    for mo in exchanges:  # by invocation time
+        if mo.kind != MO or not mo.expect or mo.outcome == FAIL:
+            continue
+        text = mo.expect[0]
+        times = times_of.get(text, [])
+        invoked = mo.invoke_time + mono_to_wall
+        position = bisect.bisect_left(times, invoked, lo=unclaimed_from.get(text, 0))
+        latency = None
+        if position < len(times):
+            latency = (times[position] - invoked) / NS_PER_S
+            unclaimed_from[text] = position + 1
+        if mo.outcome == OK:
+            results.append((mo, latency))
     return results

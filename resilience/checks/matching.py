@@ -1,9 +1,15 @@
-"""Which `msgs_msg` inbound rows each MO produced: shared by the inbound and availability checkers."""
+"""Which `msgs_msg` inbound rows each MO produced: shared by the inbound and availability checkers.
+
+An MO's rows are those under the uuid courier acknowledged, plus those with its URN and text (texts
+are unique per MO, so a second row under another uuid is a duplicate too). A URN+text sent by more
+than one MO is ambiguous and matched by uuid only.
+"""
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
 from dataclasses import dataclass
+
+import msgspec
 
 from resilience.checks.model import Exchange, HistoryView
 from resilience.snapshot import Msg, Snapshot
@@ -11,8 +17,7 @@ from resilience.snapshot import Msg, Snapshot
 PENDING = "P"
 
 
-@dataclass(slots=True)
-class InboundMatch:
+class InboundMatch(msgspec.Struct, gc=False):
     mo: Exchange
     rows: list[Msg]
     # Found only through urn+text, under another uuid than the one courier acknowledged.
@@ -21,30 +26,80 @@ class InboundMatch:
 
 @dataclass
 class InboundMatching:
-    matches: list[InboundMatch]  # one per MO, in invocation order
+    settled: int  # acknowledged MOs found exactly once, under their uuid and text, and handled
+    others: list[InboundMatch]  # every other MO (lost, duplicated, pending, unknown, rejected...)
     ambiguous_texts: int  # urn+text pairs sent by more than one MO: those match by uuid only
-    unclaimed_rows: list[Msg]  # inbound rows no MO accounts for
+    unclaimed_rows: int  # inbound rows no MO accounts for
+
+
+def _repeated(values: list[str]) -> set[str]:
+    """The values that occur more than once (C-speed when, as usual, there are none)."""
+    if len(set(values)) == len(values):
+        return set()
+    seen: set[str] = set()
+    repeated = set()
+    for value in values:
+        if value in seen:
+            repeated.add(value)
+        seen.add(value)
+    return repeated
 
 
 def match_inbound(view: HistoryView, snapshot: Snapshot) -> InboundMatching:
-    by_uuid: defaultdict[str, list[Msg]] = defaultdict(list)
-    by_text: defaultdict[tuple[str | None, str], list[Msg]] = defaultdict(list)
-    for msg in snapshot.msgs:
-        if msg.direction == "I":
-            by_uuid[msg.uuid].append(msg)
-            by_text[(msg.urn, msg.text)].append(msg)
+    inbound = [m for m in snapshot.msgs if m.direction == "I"]
+    uuids = [m.uuid for m in inbound]
+    texts = [m.text for m in inbound]
+    # Duplicates are rare: index every row by uuid and by text in C, and keep lists only for the
+    # uuids and texts that several rows share.
+    by_uuid, by_text = dict(zip(uuids, inbound, strict=True)), dict(zip(texts, inbound, strict=True))
+    shared_uuids, shared_texts = _repeated(uuids), _repeated(texts)
+    rows_by_uuid: dict[str, list[Msg]] = {u: [] for u in shared_uuids}
+    rows_by_text: dict[tuple[str | None, str], list[Msg]] = {}
+    for row in inbound:
+        if row.uuid in shared_uuids:
+            rows_by_uuid[row.uuid].append(row)
+        if row.text in shared_texts:
+            rows_by_text.setdefault((row.urn, row.text), []).append(row)
+
+    def rows_with_text(urn: str, text: str) -> list[Msg]:
+        if text in shared_texts:
+            return list(rows_by_text.get((urn, text), ()))
+        row = by_text.get(text)
+        return [row] if row is not None and row.urn == urn else []
+
     mos = view.mos
-    sent = Counter((mo.urn, mo.text) for mo in mos)
-    ambiguous = {key for key, times in sent.items() if times > 1}
-    claimed: set[int] = set()
-    matches: list[InboundMatch] = []
+    texts_sent_twice = _repeated([mo.text or "" for mo in mos])
+    sent: set[tuple[str, str | None]] = set()
+    ambiguous: set[tuple[str, str | None]] = set()  # urn+text sent by more than one MO
     for mo in mos:
-        key = (mo.urn, mo.text)
-        rows = list(by_uuid.get(mo.msg_uuid, ())) if mo.msg_uuid is not None else []
+        if mo.text in texts_sent_twice:
+            key = (mo.urn, mo.text)
+            if key in sent:
+                ambiguous.add(key)
+            sent.add(key)
+
+    claimed: set[int] = set()  # row ids
+    settled = 0
+    others: list[InboundMatch] = []
+    for mo in mos:
+        uuid, text = mo.msg_uuid, mo.text or ""
+        row = by_uuid.get(uuid) if uuid is not None else None
+        # The usual case: the acknowledged uuid names one handled row, the only one with this text.
+        if (
+            row is not None
+            and uuid not in shared_uuids
+            and text not in shared_texts
+            and row.text == text
+            and row.urn == mo.urn
+            and row.status != PENDING
+        ):
+            claimed.add(row.id)
+            settled += 1
+            continue
+        rows = (list(rows_by_uuid[uuid]) if uuid in shared_uuids else [row]) if row is not None else []
         found_by_uuid = bool(rows)
-        if key not in ambiguous:
-            rows.extend(row for row in by_text.get(key, ()) if row.uuid != mo.msg_uuid)
-        claimed.update(id(row) for row in rows)
-        matches.append(InboundMatch(mo, rows, mo.msg_uuid is not None and not found_by_uuid and bool(rows)))
-    unclaimed = [m for m in snapshot.msgs if m.direction == "I" and id(m) not in claimed]
-    return InboundMatching(matches, len(ambiguous), unclaimed)
+        if (mo.urn, mo.text) not in ambiguous:
+            rows.extend(other for other in rows_with_text(mo.urn, text) if other.uuid != uuid)
+        claimed.update(other.id for other in rows)
+        others.append(InboundMatch(mo, rows, uuid is not None and not found_by_uuid and bool(rows)))
+    return InboundMatching(settled, others, len(ambiguous), len(inbound) - len(claimed))

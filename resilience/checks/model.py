@@ -5,10 +5,11 @@ Malformed workload or nemesis values raise HistoryError naming the file line.
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
+
+import msgspec
 
 from resilience.history import FAIL, INFO, NEMESIS, OK, HistoryError, Operation, RecordedHistory
 
@@ -19,8 +20,30 @@ RECOVER = "recover"
 NS_PER_S = 1_000_000_000
 
 
-@dataclass(slots=True)
-class Exchange:
+class MoValue(msgspec.Struct, gc=False):
+    """What an `mo` invocation records (docs/history.md)."""
+
+    urn: str
+    text: str
+    conversation: str | int | None = None
+    step: int = 0
+    expect: tuple[str, ...] = ()
+    flow: str | None = None
+    final: bool = False
+
+
+class StartValue(msgspec.Struct, gc=False):
+    """What a `start` invocation records (docs/history.md)."""
+
+    flow: str
+    urns: tuple[str, ...]
+    conversation: str | int | None = None
+    step: int = 0
+    expect: tuple[str, ...] = ()
+    final: bool = False
+
+
+class Exchange(msgspec.Struct, gc=False):
     """One workload operation that may owe replies: an inbound SMS (mo) or an API flow start (start)."""
 
     index: int  # the invocation's index
@@ -34,7 +57,7 @@ class Exchange:
     expect: tuple[str, ...]
     flow: str | None
     final: bool
-    msg_uuid: str | None
+    msg_uuid: str | None  # courier's acknowledgement of an ok MO
     invoke_time: int
     end_time: int | None
 
@@ -90,20 +113,30 @@ class HistoryView:
     def uncertain_urns(self) -> frozenset[str]:
         """URNs whose flow may have left the script, so that the replies they are owed are not certain:
         an exchange of unknown outcome (the flow may have taken it), or a step sent again after an
-        attempt that was not rejected (the flow takes the second copy as the answer to its next question).
+        accepted attempt (the flow takes the second copy as the answer to its next question).
         """
         uncertain: set[str] = set()
-        attempts: Counter[tuple[str, str | None, int]] = Counter()
-        for exchange in self.exchanges:
-            if exchange.outcome == INFO:
-                uncertain.update(exchange.urns)
-            if exchange.outcome != FAIL:
-                for urn in exchange.urns:
-                    key = (urn, exchange.conversation, exchange.step)
-                    attempts[key] += 1
-                    if attempts[key] > 1:
-                        uncertain.add(urn)
+        for urn, exchanges in self.by_urn.items():
+            if any(e.outcome == INFO for e in exchanges):
+                uncertain.add(urn)
+                continue
+            accepted = [(e.conversation, e.step) for e in exchanges if e.outcome == OK]
+            if len(set(accepted)) != len(accepted):
+                uncertain.add(urn)
         return frozenset(uncertain)
+
+    @cached_property
+    def by_urn(self) -> dict[str, list[Exchange]]:
+        """Each URN's exchanges, by invocation time (an API start naming several URNs is in each)."""
+        grouped: dict[str, list[Exchange]] = {}
+        for exchange in self.exchanges:
+            for urn in exchange.urns:
+                found = grouped.get(urn)
+                if found is None:
+                    grouped[urn] = [exchange]
+                else:
+                    found.append(exchange)
+        return grouped
 
 
 def view_of(history: RecordedHistory) -> HistoryView:
@@ -125,51 +158,37 @@ def _bad(history: RecordedHistory, operation: Operation, problem: str) -> Histor
 
 
 def _exchange(operation: Operation, history: RecordedHistory) -> Exchange:
-    value = operation.invoke.value
-    if not isinstance(value, dict):
-        raise _bad(history, operation, f"value must be an object, got {value!r}")
-    if operation.f == MO:
-        urn, text = value.get("urn"), value.get("text")
-        if not isinstance(urn, str) or not urn:
-            raise _bad(history, operation, "needs 'urn' (a string like 'tel:+250788000001')")
-        if not isinstance(text, str):
-            raise _bad(history, operation, "needs 'text' (a string, unique within the run)")
-        urns: tuple[str, ...] = (urn,)
+    invoke, completion = operation.invoke, operation.completion
+    try:
+        value = msgspec.convert(invoke.value, MoValue if invoke.f == MO else StartValue)
+    except msgspec.ValidationError as exc:
+        raise _bad(history, operation, f"value is not as docs/history.md describes: {exc}") from None
+    outcome = completion.type if completion is not None else INFO
+    msg_uuid = None
+    if outcome == OK and type(completion.value) is dict:  # type: ignore[union-attr]
+        msg_uuid = completion.value.get("msg_uuid")  # type: ignore[union-attr]
+    if type(value) is MoValue:
+        urns: tuple[str, ...] = (value.urn,)
+        text: str | None = value.text
+        flow = value.flow
     else:
-        text = None
-        raw_urns = value.get("urns")
-        if not isinstance(raw_urns, list) or not raw_urns or not all(isinstance(u, str) for u in raw_urns):
-            raise _bad(history, operation, "needs 'urns' (a non-empty list of strings)")
-        urns = tuple(raw_urns)
-    expect = value.get("expect", [])
-    if not isinstance(expect, list) or not all(isinstance(t, str) for t in expect):
-        raise _bad(history, operation, "'expect' must be a list of reply texts")
-    step = value.get("step", 0)
-    if not isinstance(step, int) or isinstance(step, bool):
-        raise _bad(history, operation, f"'step' must be an integer, got {step!r}")
-    conversation = value.get("conversation")
-    flow = value.get("flow")
-    if flow is not None and not isinstance(flow, str):
-        raise _bad(history, operation, f"'flow' must be a flow uuid or name, got {flow!r}")
-    if operation.f == START and flow is None:
-        raise _bad(history, operation, "needs 'flow' (the flow uuid it starts)")
-    result = operation.result
-    msg_uuid = result.get("msg_uuid") if operation.type == OK else None
+        urns, text, flow = value.urns, None, value.flow
+    conversation = value.conversation
     return Exchange(
-        index=operation.invoke.index,
-        kind=operation.f,
-        process=operation.process,
-        outcome=operation.type,
-        urns=urns,
-        text=text,
-        conversation=None if conversation is None else str(conversation),
-        step=step,
-        expect=tuple(expect),
-        flow=flow,
-        final=value.get("final") is True,
-        msg_uuid=msg_uuid if isinstance(msg_uuid, str) else None,
-        invoke_time=operation.invoke.time,
-        end_time=operation.end_time,
+        invoke.index,
+        invoke.f,
+        invoke.process,
+        outcome,
+        urns,
+        text,
+        conversation if conversation is None or type(conversation) is str else str(conversation),
+        value.step,
+        value.expect,
+        flow,
+        value.final,
+        msg_uuid if type(msg_uuid) is str else None,
+        invoke.time,
+        completion.time if completion is not None else None,
     )
 
 

@@ -7,14 +7,15 @@ the same msg_id delivered again, and one owed reply delivered under more msg ids
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
 from resilience.checks.analysis import Analysis
+from resilience.checks.model import Exchange
 from resilience.checks.options import parse_options
 from resilience.checks.result import CheckResult, Examples, verdict
-from resilience.history import INFO, OK, RecordedHistory
+from resilience.history import FAIL, INFO, RecordedHistory
 from resilience.snapshot import Snapshot
 
 NAME = "outbound"
@@ -41,69 +42,34 @@ def check(
     analysis = Analysis.of(history, snapshot, analysis)
     view = analysis.view
 
-    owed: Counter[tuple[str, str]] = Counter()  # by acknowledged exchanges
-    maybe_owed: Counter[tuple[str, str]] = Counter()  # by exchanges of unknown outcome
-    owed_by_failed: set[tuple[str, str]] = set()
-    indeterminate_urns = view.uncertain_urns
-    for exchange in view.exchanges:
-        for urn in exchange.urns:
-            if exchange.outcome == OK:
-                owed.update((urn, text) for text in exchange.expect)
-            elif exchange.outcome == INFO:
-                maybe_owed.update((urn, text) for text in exchange.expect)
-            else:
-                owed_by_failed.update((urn, text) for text in exchange.expect)
-
-    delivered: defaultdict[tuple[str, str], Counter[str]] = defaultdict(Counter)
-    accepted_before: set[str] = set()
-    resent_after_success = 0  # courier sent again a message the network had already accepted
-    for urn, arrivals in analysis.deliveries.items():  # a message's copies all go to one URN
-        for delivery in arrivals:
-            delivered[(urn, delivery.text)][delivery.msg_id] += 1
-            resent_after_success += delivery.msg_id in accepted_before
-            if delivery.accepted:
-                accepted_before.add(delivery.msg_id)
-
     counts = dict.fromkeys(
         (
-            "owed", "delivered", "lost", "lost_indeterminate", "duplicate_deliveries", "duplicate_replies",
-            "duplicate_replies_indeterminate", "unexpected", "unexpected_indeterminate", "replies_to_failed",
+            "owed", "delivered", "lost", "lost_indeterminate", "duplicate_deliveries",
+            "duplicate_deliveries_after_success", "duplicate_replies", "duplicate_replies_indeterminate",
+            "unexpected", "unexpected_indeterminate", "replies_to_failed",
         ),
         0,
     )  # fmt: skip
     examples = Examples()
-    for key in owed.keys() | maybe_owed.keys() | delivered.keys():
-        urn, text = key
-        certain, possible = owed[key], maybe_owed[key]
-        msg_ids = delivered.get(key, Counter())
-        distinct = len(msg_ids)
-        indeterminate = urn in indeterminate_urns
-        counts["owed"] += certain
-        counts["delivered"] += min(certain, distinct)
-        redelivered = sum(msg_ids.values()) - distinct
-        if redelivered:
-            counts["duplicate_deliveries"] += redelivered
-            examples.add("duplicate_delivery", urn=urn, text=text, deliveries=dict(msg_ids))
-        if certain + possible == 0:
-            if key in owed_by_failed:
-                kind = "replies_to_failed"
-            else:
-                kind = "unexpected_indeterminate" if indeterminate else "unexpected"
-            counts[kind] += distinct
-            examples.add(kind, urn=urn, text=text, msg_ids=sorted(msg_ids))
-            continue
-        if distinct < certain:
-            kind = "lost_indeterminate" if indeterminate else "lost"
-            counts[kind] += certain - distinct
-            examples.add(kind, urn=urn, text=text, owed=certain, msg_ids=sorted(msg_ids))
-        if distinct > certain + possible:
-            kind = "duplicate_replies_indeterminate" if indeterminate else "duplicate_replies"
-            counts[kind] += distinct - certain - possible
-            examples.add(kind, urn=urn, text=text, owed=certain, maybe_owed=possible, msg_ids=sorted(msg_ids))
-    counts["duplicate_deliveries_after_success"] = resent_after_success
+    owed_texts, seen_texts = analysis.owed_texts, analysis.seen_texts
+    uncertain = view.uncertain_urns
+    for urn, exchanges in view.by_urn.items():
+        owed, arrived = owed_texts[urn], seen_texts.get(urn, [])
+        counts["owed"] += len(owed)
+        if arrived != owed:  # equal lists, the usual case, leave nothing to report
+            _compare(urn, exchanges, owed, arrived, urn in uncertain, counts, examples)
+    for urn, arrived in seen_texts.items():
+        if urn not in view.by_urn:
+            _compare(urn, [], [], arrived, False, counts, examples)
+
+    received = {delivery.msg_id for delivery in snapshot.aggregator}
+    counts["duplicate_deliveries"] = len(snapshot.aggregator) - sum(map(len, analysis.first_deliveries.values()))
+    if counts["duplicate_deliveries"]:
+        _count_redeliveries(analysis, counts, examples)
+    counts["delivered"] = counts["owed"] - counts["lost"] - counts["lost_indeterminate"]
     counts["duplicates"] = counts["duplicate_deliveries"] + counts["duplicate_replies"]
     counts["deliveries"] = len(snapshot.aggregator)
-    counts.update(_database_agreement(snapshot))
+    counts.update(_database_agreement(snapshot, received))
 
     quiescent = snapshot.quiescent
     valid = verdict(
@@ -126,21 +92,82 @@ def check(
         valid=valid,
         counts=counts,
         examples=examples.items,
-        details={"quiescent": quiescent, "indeterminate_urns": len(indeterminate_urns)},
+        details={"quiescent": quiescent, "indeterminate_urns": len(uncertain)},
     )
 
 
-def _database_agreement(snapshot: Snapshot) -> dict[str, int]:
+def _compare(
+    urn: str,
+    exchanges: list[Exchange],
+    owed: list[str],
+    arrived: list[str],
+    indeterminate: bool,
+    counts: dict[str, int],
+    examples: Examples,
+) -> None:
+    """Count what one URN was owed against what reached it (one arrival per msg_id)."""
+    certain, got = Counter(owed), Counter(arrived)
+    possible = Counter(text for e in exchanges if e.outcome == INFO for text in e.expect)
+    owed_by_failed = {text for e in exchanges if e.outcome == FAIL for text in e.expect}
+    for text in certain.keys() | possible.keys() | got.keys():
+        must, may, came = certain[text], possible[text], got[text]
+        if must + may == 0:
+            if text in owed_by_failed:
+                kind = "replies_to_failed"
+            else:
+                kind = "unexpected_indeterminate" if indeterminate else "unexpected"
+            counts[kind] += came
+            examples.add(kind, urn=urn, text=text, arrived=came)
+            continue
+        if came < must:
+            kind = "lost_indeterminate" if indeterminate else "lost"
+            counts[kind] += must - came
+            examples.add(kind, urn=urn, text=text, owed=must, arrived=came)
+        if came > must + may:
+            kind = "duplicate_replies_indeterminate" if indeterminate else "duplicate_replies"
+            counts[kind] += came - must - may
+            examples.add(kind, urn=urn, text=text, owed=must, maybe_owed=may, arrived=came)
+
+
+def _count_redeliveries(analysis: Analysis, counts: dict[str, int], examples: Examples) -> None:
+    """Examples of messages delivered more than once, and how many copies followed an accepted one
+    (courier sent again what the network had already taken, rather than retrying after an error)."""
+    copies = Counter(delivery.msg_id for delivery in analysis.snapshot.aggregator)
+    described: set[str] = set()
+    for urn, arrivals in analysis.deliveries.items():
+        repeated = [d for d in arrivals if copies[d.msg_id] > 1]
+        accepted: set[str] = set()
+        for delivery in repeated:
+            if delivery.msg_id in accepted:
+                counts["duplicate_deliveries_after_success"] += 1
+            elif delivery.accepted:
+                accepted.add(delivery.msg_id)
+            if delivery.msg_id not in described:
+                described.add(delivery.msg_id)
+                examples.add("duplicate_delivery", urn=urn, msg_id=delivery.msg_id, text=delivery.text,
+                             copies=copies[delivery.msg_id])  # fmt: skip
+
+
+def _database_agreement(snapshot: Snapshot, received: set[str]) -> dict[str, int]:
     """How msgs_msg's outgoing rows compare with what the phone network saw (informational)."""
-    received = {delivery.msg_id for delivery in snapshot.aggregator}
-    outgoing = [m for m in snapshot.msgs if m.direction == "O"]
-    known_ids = {str(m.id) for m in outgoing} | {m.uuid for m in outgoing}
+    rows = not_yet_sent = failed = wired_not_received = received_known = 0
+    for msg in snapshot.msgs:
+        if msg.direction != "O":
+            continue
+        rows += 1
+        got = str(msg.id) in received or msg.uuid in received
+        received_known += got
+        if msg.status in NOT_YET_SENT:
+            not_yet_sent += 1
+        elif msg.status == "F":
+            failed += 1
+        elif msg.status in WIRED_OR_LATER and not got:
+            wired_not_received += 1
     return {
-        "outbound_rows": len(outgoing),
-        "outbound_not_yet_sent": sum(m.status in NOT_YET_SENT for m in outgoing),
-        "outbound_failed": sum(m.status == "F" for m in outgoing),
-        "wired_not_received": sum(
-            m.status in WIRED_OR_LATER and str(m.id) not in received and m.uuid not in received for m in outgoing
-        ),
-        "received_unknown_id": sum(d.msg_id not in known_ids for d in snapshot.aggregator) if outgoing else 0,
+        "outbound_rows": rows,
+        "outbound_not_yet_sent": not_yet_sent,
+        "outbound_failed": failed,
+        "wired_not_received": wired_not_received,
+        # distinct msg ids the network got that match no outgoing row (0 when the snapshot has none)
+        "received_unknown_id": len(received) - received_known if rows else 0,
     }

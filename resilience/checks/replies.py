@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from operator import attrgetter
 
 from resilience.snapshot import Delivery, Snapshot
 
@@ -10,7 +11,7 @@ from resilience.snapshot import Delivery, Snapshot
 def deliveries_by_urn(snapshot: Snapshot) -> dict[str, list[Delivery]]:
     """Every delivery per recipient URN, in arrival order (seq)."""
     grouped: defaultdict[str, list[Delivery]] = defaultdict(list)
-    for delivery in sorted(snapshot.aggregator, key=lambda d: d.seq):
+    for delivery in sorted(snapshot.aggregator, key=attrgetter("seq")):
         grouped[delivery.recipient].append(delivery)
     return dict(grouped)
 
