@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 from resilience.checks import merge, run_all
@@ -129,7 +130,7 @@ def main() -> int:
         return 0 if cpu < BUDGET_S and rss < BUDGET_RSS_MIB else 1
 
 
-def _headline(counts: dict[str, int | float]) -> str:
+def _headline(counts: Mapping[str, float]) -> str:
     return ", ".join(f"{k}={v}" for k, v in list(counts.items())[:6])
 
 

@@ -166,18 +166,18 @@ class RecordedHistory:
                 pending[op.index] = operation
                 operations.append(operation)
                 continue
-            operation = pending.pop(invoked, None)  # type: ignore[assignment]
-            if operation is None:
+            awaiting = pending.pop(invoked, None)
+            if awaiting is None:
                 raise HistoryError(
                     f"{self.location(op.index)}: {op.type} names invoke_index {invoked}, which is not an"
                     " earlier invocation still awaiting its completion"
                 )
-            if operation.invoke.process != op.process or operation.invoke.f != op.f:
+            if awaiting.invoke.process != op.process or awaiting.invoke.f != op.f:
                 raise HistoryError(
                     f"{self.location(op.index)}: {op.type} is for {op.process} {op.f} but invocation {invoked}"
-                    f" was {operation.invoke.process} {operation.invoke.f}"
+                    f" was {awaiting.invoke.process} {awaiting.invoke.f}"
                 )
-            operation.completion = op
+            awaiting.completion = op
         return operations
 
     @cached_property

@@ -7,7 +7,7 @@ import pytest
 from resilience.checks import availability
 from resilience.checks.result import Validity
 from resilience.checks.synthetic import WorldBuilder
-from resilience.history import FAIL, OK
+from resilience.history import FAIL, OK, CompletionType
 
 URN = "tel:+250780000001"
 
@@ -23,12 +23,12 @@ class Timeline:
     def at(self, second: float) -> None:
         self.world.now = self.origin + int(second * 1e9)
 
-    def mo(self, second: float, outcome: str = OK) -> None:
+    def mo(self, second: float, outcome: CompletionType = OK) -> None:
         self.at(second)
         self.sent += 1
         self.world.mo(URN, f"m{self.sent}", conversation="c", step=self.sent, expect=(), outcome=outcome)
 
-    def inject(self, second: float, kind: str = "kill", fault_id: str = "f1", outcome: str = OK) -> None:
+    def inject(self, second: float, kind: str = "kill", fault_id: str = "f1", outcome: CompletionType = OK) -> None:
         self.at(second)
         self.world.inject(kind, fault_id, ["courier-1"], outcome=outcome)
 
@@ -39,15 +39,15 @@ class Timeline:
 
 def outage() -> Timeline:
     timeline = Timeline()
-    for second in range(5):
-        timeline.mo(second)
+    for whole in range(5):
+        timeline.mo(whole)
     timeline.inject(5)
-    for second in (5.5, 6.5, 7.5):
-        timeline.mo(second, FAIL)
+    for during in (5.5, 6.5, 7.5):
+        timeline.mo(during, FAIL)
     timeline.recover(8)
     timeline.mo(8.5, FAIL)
-    for second in (9.5, 10.5, 11.5):
-        timeline.mo(second)
+    for after in (9.5, 10.5, 11.5):
+        timeline.mo(after)
     return timeline
 
 

@@ -11,7 +11,7 @@ from resilience.checks.synthetic import WorldBuilder
 from resilience.snapshot import Snapshot
 
 QUIET = {
-    "courier-1": ["level=info msg=\"message received\"", "level=info msg=\"flushed spool\""],
+    "courier-1": ['level=info msg="message received"', 'level=info msg="flushed spool"'],
     "postgres-1": ["LOG:  database system is ready to accept connections"],
 }
 

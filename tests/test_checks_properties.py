@@ -7,6 +7,7 @@ import dataclasses
 import random
 import warnings
 from collections import Counter
+from collections.abc import Mapping
 
 import msgspec
 import pytest
@@ -16,24 +17,31 @@ from hypothesis import strategies as st
 from resilience.checks import inbound, outbound, run_all
 from resilience.checks.result import Validity, merge
 from resilience.checks.synthetic import FAVORITES, WorldBuilder
-from resilience.history import FAIL, INFO, OK, HistoryError, Op, RecordedHistory, parse_history
+from resilience.history import FAIL, INFO, OK, CompletionType, HistoryError, Op, RecordedHistory, parse_history
 from resilience.snapshot import Snapshot
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 # What happens to one step: its completion and whether RapidPro really took the message.
-STEP_FATES = [(OK, True), (OK, True), (OK, True), (FAIL, False), (INFO, True), (INFO, False)]
+STEP_FATES: list[tuple[CompletionType, bool]] = [
+    (OK, True),
+    (OK, True),
+    (OK, True),
+    (FAIL, False),
+    (INFO, True),
+    (INFO, False),
+]
 
 
 @dataclasses.dataclass(frozen=True)
 class Plan:
-    contacts: list[list[tuple[str, bool]]]  # per contact, the fate of each step it sends
+    contacts: list[list[tuple[CompletionType, bool]]]  # per contact, the fate of each step it sends
     order: list[int]  # which contact acts next (each appears once per step it sends)
     gaps: list[float]
 
 
 @st.composite
-def plans(draw: st.DrawFn, fates: list[tuple[str, bool]] = STEP_FATES) -> Plan:
+def plans(draw: st.DrawFn, fates: list[tuple[CompletionType, bool]] = STEP_FATES) -> Plan:
     contacts = draw(
         st.lists(st.lists(st.sampled_from(fates), min_size=1, max_size=len(FAVORITES)), min_size=1, max_size=6)
     )
@@ -64,7 +72,9 @@ def build(plan: Plan, order: list[int] | None = None, seed: int = 0) -> tuple[Re
     return world.recorded(), world.snapshot()
 
 
-def summary(history: RecordedHistory, snapshot: Snapshot, names: tuple[str, ...]) -> list[tuple[str, Validity, dict]]:
+def summary(
+    history: RecordedHistory, snapshot: Snapshot, names: tuple[str, ...]
+) -> list[tuple[str, Validity, Mapping[str, float]]]:
     return [(r.name, r.valid, r.counts) for r in run_all(history, snapshot, only=names)]
 
 

@@ -55,11 +55,11 @@ def match_inbound(view: HistoryView, snapshot: Snapshot) -> InboundMatching:
     shared_uuids, shared_texts = _repeated(uuids), _repeated(texts)
     rows_by_uuid: dict[str, list[Msg]] = {u: [] for u in shared_uuids}
     rows_by_text: dict[tuple[str | None, str], list[Msg]] = {}
-    for row in inbound:
-        if row.uuid in shared_uuids:
-            rows_by_uuid[row.uuid].append(row)
-        if row.text in shared_texts:
-            rows_by_text.setdefault((row.urn, row.text), []).append(row)
+    for msg in inbound:
+        if msg.uuid in shared_uuids:
+            rows_by_uuid[msg.uuid].append(msg)
+        if msg.text in shared_texts:
+            rows_by_text.setdefault((msg.urn, msg.text), []).append(msg)
 
     def rows_with_text(urn: str, text: str) -> list[Msg]:
         if text in shared_texts:
@@ -83,7 +83,7 @@ def match_inbound(view: HistoryView, snapshot: Snapshot) -> InboundMatching:
     others: list[InboundMatch] = []
     for mo in mos:
         uuid, text = mo.msg_uuid, mo.text or ""
-        row = by_uuid.get(uuid) if uuid is not None else None
+        row: Msg | None = by_uuid.get(uuid) if uuid is not None else None
         # The usual case: the acknowledged uuid names one handled row, the only one with this text.
         if (
             row is not None

@@ -20,27 +20,30 @@ RECOVER = "recover"
 NS_PER_S = 1_000_000_000
 
 
-class MoValue(msgspec.Struct, gc=False):
+class _ExchangeValue(msgspec.Struct, gc=False, kw_only=True):
+    conversation: str | int | None = None
+    step: int = 0
+    expect: tuple[str, ...] = ()
+    final: bool = False
+
+
+class MoValue(_ExchangeValue, gc=False, kw_only=True):
     """What an `mo` invocation records (docs/history.md)."""
 
     urn: str
     text: str
-    conversation: str | int | None = None
-    step: int = 0
-    expect: tuple[str, ...] = ()
     flow: str | None = None
-    final: bool = False
+
+    @property
+    def urns(self) -> tuple[str, ...]:
+        return (self.urn,)
 
 
-class StartValue(msgspec.Struct, gc=False):
+class StartValue(_ExchangeValue, gc=False, kw_only=True):
     """What a `start` invocation records (docs/history.md)."""
 
     flow: str
     urns: tuple[str, ...]
-    conversation: str | int | None = None
-    step: int = 0
-    expect: tuple[str, ...] = ()
-    final: bool = False
 
 
 class Exchange(msgspec.Struct, gc=False):
@@ -159,32 +162,27 @@ def _bad(history: RecordedHistory, operation: Operation, problem: str) -> Histor
 
 def _exchange(operation: Operation, history: RecordedHistory) -> Exchange:
     invoke, completion = operation.invoke, operation.completion
+    schema: type[MoValue] | type[StartValue] = MoValue if invoke.f == MO else StartValue
     try:
-        value = msgspec.convert(invoke.value, MoValue if invoke.f == MO else StartValue)
+        value = msgspec.convert(invoke.value, schema)
     except msgspec.ValidationError as exc:
         raise _bad(history, operation, f"value is not as docs/history.md describes: {exc}") from None
     outcome = completion.type if completion is not None else INFO
     msg_uuid = None
-    if outcome == OK and type(completion.value) is dict:  # type: ignore[union-attr]
-        msg_uuid = completion.value.get("msg_uuid")  # type: ignore[union-attr]
-    if type(value) is MoValue:
-        urns: tuple[str, ...] = (value.urn,)
-        text: str | None = value.text
-        flow = value.flow
-    else:
-        urns, text, flow = value.urns, None, value.flow
+    if completion is not None and outcome == OK and type(completion.value) is dict:
+        msg_uuid = completion.value.get("msg_uuid")
     conversation = value.conversation
     return Exchange(
         invoke.index,
         invoke.f,
         invoke.process,
         outcome,
-        urns,
-        text,
+        value.urns,
+        value.text if isinstance(value, MoValue) else None,
         conversation if conversation is None or type(conversation) is str else str(conversation),
         value.step,
         value.expect,
-        flow,
+        value.flow,
         value.final,
         msg_uuid if type(msg_uuid) is str else None,
         invoke.time,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,7 +48,7 @@ class Examples:
 class CheckResult:
     name: str
     valid: Validity
-    counts: dict[str, int | float] = field(default_factory=dict)
+    counts: Mapping[str, float] = field(default_factory=dict)  # ints, and a few ratios and seconds
     examples: list[dict[str, Any]] = field(default_factory=list)
     details: dict[str, Any] = field(default_factory=dict)
 

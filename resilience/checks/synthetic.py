@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from resilience.checks.model import NS_PER_S
-from resilience.history import FAIL, INFO, NEMESIS, OK, History, RecordedHistory
-from resilience.snapshot import Delivery, Msg, Run, Session, Snapshot
+from resilience.history import FAIL, INFO, NEMESIS, OK, CompletionType, History, RecordedHistory
+from resilience.snapshot import Delivery, Direction, Msg, MsgStatus, Run, Session, Snapshot
 
 FLOW_UUID = "aef60b1e-14ab-4095-81ee-fce02b3e320d"
 FLOW_NAME = "Favorites"
@@ -75,7 +75,7 @@ class WorldBuilder:
         step: int,
         expect: tuple[str, ...],
         final: bool = False,
-        outcome: str = OK,
+        outcome: CompletionType = OK,
         accepted: bool | None = None,
         process: str | None = None,
         flow: str | None = FLOW_UUID,
@@ -117,7 +117,7 @@ class WorldBuilder:
             self.sessions[key].status = "C"
         return row
 
-    def _row(self, urn: str, direction: str, status: str, text: str) -> Msg:
+    def _row(self, urn: str, direction: Direction, status: MsgStatus, text: str) -> Msg:
         row = Msg(self._next_msg_id, self._uuid(), direction, status, text, urn)
         self._next_msg_id += 1
         self.msgs.append(row)
@@ -130,7 +130,7 @@ class WorldBuilder:
         *,
         steps: int | None = None,
         gap_s: float = 1.0,
-        outcomes: dict[int, str] | None = None,
+        outcomes: dict[int, CompletionType] | None = None,
     ) -> None:
         """Walk the script (or its first `steps` steps: an abandoned conversation), one step per gap."""
         script = self.script[: steps if steps is not None else len(self.script)]
@@ -146,12 +146,12 @@ class WorldBuilder:
             )
             self.advance(gap_s)
 
-    def inject(self, kind: str, fault_id: str, targets: list[str], outcome: str = OK) -> None:
+    def inject(self, kind: str, fault_id: str, targets: list[str], outcome: CompletionType = OK) -> None:
         op = self.history.invoke(NEMESIS, "inject", {"fault": kind, "id": fault_id, "targets": targets})
         self.now += self.request_ns
         self.history.complete(op, outcome, {"fault": kind, "id": fault_id})
 
-    def recover(self, fault_id: str, kind: str = "", outcome: str = OK) -> None:
+    def recover(self, fault_id: str, kind: str = "", outcome: CompletionType = OK) -> None:
         op = self.history.invoke(NEMESIS, "recover", {"fault": kind, "id": fault_id})
         self.now += self.request_ns
         self.history.complete(op, outcome, {"id": fault_id})
