@@ -100,6 +100,18 @@ def test_a_rejected_mo_absent_is_fine() -> None:
     assert result.valid is Validity.TRUE and result.counts["fail_absent"] == 1
 
 
+@pytest.mark.parametrize("status", [502, 504])
+def test_a_gateway_failure_is_judged_as_unknown(status: int) -> None:
+    # The load balancer answered after it may have passed the request to courier, which stored it.
+    world = WorldBuilder()
+    world.mo("tel:+250780000001", "x [a.0]", conversation="a", step=0, expect=(), outcome=FAIL, accepted=True,
+             fail_status=status)  # fmt: skip
+    world.mo("tel:+250780000001", "y [a.1]", conversation="a", step=1, expect=())
+    result = inbound.check(world.recorded(), world.snapshot())
+    assert result.valid is Validity.TRUE
+    assert result.counts["fail"] == 0 and result.counts["info_present"] == 1 and result.counts["recovered"] == 0
+
+
 def test_a_message_never_handled_is_false_after_quiescence_only() -> None:
     history, snapshot = clean_world(2)
     inbound_rows(snapshot)[3].status = "P"

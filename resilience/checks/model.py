@@ -18,6 +18,9 @@ START = "start"
 INJECT = "inject"
 RECOVER = "recover"
 NS_PER_S = 1_000_000_000
+# A gateway (HAProxy, nginx) answers these after it may already have passed the request on: the
+# message may have been stored, so such a `fail` is judged as `info`.
+GATEWAY_UNCERTAIN_STATUSES = frozenset({502, 504})
 
 
 class _ExchangeValue(msgspec.Struct, gc=False, kw_only=True):
@@ -169,8 +172,11 @@ def _exchange(operation: Operation, history: RecordedHistory) -> Exchange:
         raise _bad(history, operation, f"value is not as docs/history.md describes: {exc}") from None
     outcome = completion.type if completion is not None else INFO
     msg_uuid = None
-    if completion is not None and outcome == OK and type(completion.value) is dict:
-        msg_uuid = completion.value.get("msg_uuid")
+    if completion is not None and type(completion.value) is dict:
+        if outcome == OK:
+            msg_uuid = completion.value.get("msg_uuid")
+        elif outcome == FAIL and completion.value.get("status") in GATEWAY_UNCERTAIN_STATUSES:
+            outcome = INFO
     conversation = value.conversation
     return Exchange(
         invoke.index,

@@ -79,8 +79,10 @@ class WorldBuilder:
         accepted: bool | None = None,
         process: str | None = None,
         flow: str | None = FLOW_UUID,
+        fail_status: int = 400,
     ) -> Msg | None:
-        """Send one MO. `accepted` says whether RapidPro really took it (default: outcome is ok)."""
+        """Send one MO. `accepted` says whether RapidPro really took it (default: outcome is ok);
+        `fail_status` is the HTTP status a failed MO records."""
         accepted = outcome == OK if accepted is None else accepted
         value = {"urn": urn, "text": text, "conversation": conversation, "step": step, "expect": list(expect)}
         if flow is not None:
@@ -94,7 +96,7 @@ class WorldBuilder:
             assert row is not None, "an ok MO must be accepted"
             self.history.complete(op, OK, {"msg_uuid": row.uuid, "status": 200})
         elif outcome == FAIL:
-            self.history.complete(op, FAIL, {"status": 400, "error": "channel lookup failed"})
+            self.history.complete(op, FAIL, {"status": fail_status, "error": "rejected"})
         else:
             self.history.complete(op, INFO, {"error": "timeout"})
         return row
