@@ -87,6 +87,7 @@ class DockerRun:
         self.client = client
         self.run_id = run_id
         self.topology = topology
+        self.original_topology = topology  # as brought up, before any reconfigure()
         self.network_name = f"rs-{run_id}"
 
     # -- lookup -------------------------------------------------------------------------------------
@@ -174,16 +175,16 @@ class DockerRun:
             raise BackendError(f"`{' '.join(cmd)}` on {node} exited {rc}: {out.strip()[-400:]}")
         return out
 
-    def logs(self, node: str, tail: int | None = None, since: float | None = None) -> str:
+    def logs(self, node: str, tail: int | None = None, since: float | None = None, timestamps: bool = False) -> str:
         try:
             container = self.container(node)
         except BackendError:
             return ""
-        kwargs: dict[str, object] = {"timestamps": False}
+        kwargs: dict[str, object] = {"timestamps": timestamps}
         if tail is not None:
             kwargs["tail"] = tail
         if since is not None:
-            kwargs["since"] = since
+            kwargs["since"] = int(since)
         return container.logs(**kwargs).decode(errors="replace")
 
     def put_file(self, node: str, path: str, content: str | bytes, mode: int = 0o644) -> None:
@@ -409,6 +410,30 @@ class DockerBackend:
         if files:
             DockerRun._put_files(container, dict(files))
         container.start()
+
+    def reconfigure(self, run: DockerRun, switches: dict[str, dict[str, object]], log: Log = print) -> list[str]:
+        """Set the stand-in switches to the topology's own plus `switches` (so `{}` restores the defaults),
+        recreating the nodes whose switches change: env is fixed when a container is created.
+
+        Node by node, each healthy before the next, so an n+1 service stays available meanwhile.
+        Returns the services recreated.
+        """
+        wanted = run.original_topology.with_switches(switches)
+        current = run.topology.services
+        changed = [name for name, service in wanted.services.items() if service.switches != current[name].switches]
+        run.topology = wanted
+        for service_name in changed:
+            for node in [n for n in wanted.nodes() if n.service == service_name]:
+                old = run.container(node.name)
+                common = {
+                    k: v
+                    for k, v in old.labels.items()
+                    if k.startswith("resilience.") and k not in (labels.NODE, labels.SERVICE, labels.ROLE)
+                }
+                _remove_container(old)
+                self._create_and_start(run, node, common)
+                self._await(run, node, log)
+        return changed
 
     def _ensure_volume(self, name: str, common: dict[str, str]) -> None:
         try:

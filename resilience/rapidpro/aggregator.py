@@ -38,6 +38,12 @@ class AggregatorClient:
             for r in rows
         ]
 
+    def last_seq(self) -> int:
+        """The sequence number of the newest record (0 when none), without fetching the records."""
+        response = self._client.get("/records", params={"after": 2**62})
+        response.raise_for_status()
+        return int(response.json().get("last_seq", 0))
+
     def all_records(self) -> list[Delivery]:
         out: list[Delivery] = []
         after = 0

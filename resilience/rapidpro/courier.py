@@ -20,6 +20,17 @@ class Received:
         return self.status == 200 and self.msg_uuid is not None
 
 
+def parse_receive(response: httpx.Response) -> Received:
+    msg_uuid = None
+    if response.status_code == 200:
+        try:
+            data = response.json().get("data") or []
+            msg_uuid = next((d.get("msg_uuid") for d in data if d.get("type") == "msg"), None)
+        except ValueError:
+            msg_uuid = None
+    return Received(response.status_code, msg_uuid, response.text[:500])
+
+
 class CourierClient:
     """Speaks to courier through the load balancer (`/c/ex/<channel uuid>/receive`)."""
 
@@ -32,14 +43,16 @@ class CourierClient:
         response = await self._client.post(
             f"/c/ex/{self.channel_uuid}/receive", data={"from": sender, "text": text}
         )
-        msg_uuid = None
-        if response.status_code == 200:
-            try:
-                data = response.json().get("data") or []
-                msg_uuid = next((d.get("msg_uuid") for d in data if d.get("type") == "msg"), None)
-            except ValueError:
-                msg_uuid = None
-        return Received(response.status_code, msg_uuid, response.text[:500])
+        return parse_receive(response)
+
+    def receive_blocking(self, sender: str, text: str) -> Received:
+        """The same request from synchronous code (probes), on its own short-lived connection."""
+        response = httpx.post(
+            f"{self._client.base_url}/c/ex/{self.channel_uuid}/receive",
+            data={"from": sender, "text": text},
+            timeout=self._client.timeout,
+        )
+        return parse_receive(response)
 
     async def status(self, kind: str, msg_id: str) -> int:
         """Post a status callback (`sent`, `delivered`, `failed`) for an outgoing message id."""

@@ -152,13 +152,24 @@ class Workload:
         return True
 
     # -- one contact ----------------------------------------------------------------------------------
+    def _flow(self, conversation: Conversation) -> str:
+        return self.flow_uuids.get(conversation.script.flow, conversation.script.flow)
+
     async def _send_mo(self, conversation: Conversation, step: int, expect: list[str]) -> str:
         """Send one MO; returns the completion type."""
         text = conversation.sent[-1]
         op = self.history.invoke(
             conversation.id,
             "mo",
-            {"urn": conversation.urn, "text": text, "conversation": conversation.id, "step": step, "expect": expect},
+            {
+                "urn": conversation.urn,
+                "text": text,
+                "conversation": conversation.id,
+                "step": step,
+                "expect": expect,
+                "flow": self._flow(conversation),
+                "final": step == len(conversation.script.steps) - 1,
+            },
         )
         try:
             received = await self.courier.receive(conversation.urn.removeprefix("tel:"), text)
@@ -179,7 +190,14 @@ class Workload:
         op = self.history.invoke(
             conversation.id,
             "start",
-            {"flow": flow_uuid, "urns": [conversation.urn], "conversation": conversation.id, "expect": expect},
+            {
+                "flow": flow_uuid,
+                "urns": [conversation.urn],
+                "conversation": conversation.id,
+                "step": 0,
+                "expect": expect,
+                "final": len(conversation.script.steps) == 1,
+            },
         )
         assert self.api is not None
         try:

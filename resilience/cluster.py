@@ -1,0 +1,256 @@
+"""A running RapidPro topology as experiments see it: seeded org and channel, clients, quiescence, snapshot.
+
+The backend knows containers; this knows RapidPro: where the load balancer is, which channel the
+workload talks to, when the system has drained, and how to read the final state the checkers judge.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import redis
+
+from resilience import images
+from resilience.backends.docker import DockerBackend, DockerRun
+from resilience.rapidpro.aggregator import AggregatorClient
+from resilience.rapidpro.api import ApiClient
+from resilience.rapidpro.courier import CourierClient
+from resilience.rapidpro.db import DbReader
+from resilience.snapshot import Snapshot
+from resilience.topology import Role, Topology, load_topology
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_TOPOLOGY = ROOT / "harness" / "topologies" / "standin-ha.yaml"
+FIXTURE_FLOWS = ("registration.json", "quick_reply.json")
+AGGREGATOR_SEND_URL = "http://aggregator:8070/send"
+
+Log = Callable[[str], None]
+
+
+class ClusterError(RuntimeError):
+    """The cluster cannot do what was asked; the message says what and where to look."""
+
+
+@dataclass(frozen=True)
+class Seed:
+    org_id: int
+    org_uuid: str
+    channel_uuid: str
+    api_token: str
+    flows: dict[str, str]  # flow name -> uuid
+
+
+@dataclass(frozen=True)
+class Quiescence:
+    reached: bool
+    seconds: float
+    pending_in: int
+    pending_out: int
+    queued_tasks: int
+
+
+class Cluster:
+    def __init__(self, run: DockerRun, seed: Seed) -> None:
+        self.run = run
+        self.seed = seed
+        self.last_probe_urn: str | None = None
+
+    # -- where things are -----------------------------------------------------------------------------
+    def _first(self, role: Role) -> str:
+        nodes = self.run.nodes_of(role.value)
+        if not nodes:
+            raise ClusterError(f"the topology has no {role.value} node")
+        return nodes[0]
+
+    @property
+    def lb_url(self) -> str:
+        return self.run.url(self._first(Role.LB), 80)
+
+    @property
+    def aggregator_url(self) -> str:
+        return self.run.url(self._first(Role.AGGREGATOR), 8070)
+
+    @property
+    def db_dsn(self) -> str:
+        host, port = self.run.endpoint(self._first(Role.LB), 5432)
+        return f"postgres://temba:temba@{host}:{port}/temba"
+
+    def courier(self, timeout: float = 10.0) -> CourierClient:
+        return CourierClient(self.lb_url, self.seed.channel_uuid, timeout=timeout)
+
+    def api(self) -> ApiClient:
+        return ApiClient(self.lb_url, self.seed.api_token)
+
+    def aggregator(self) -> AggregatorClient:
+        return AggregatorClient(self.aggregator_url)
+
+    def db(self) -> DbReader:
+        return DbReader(self.db_dsn)
+
+    def redis(self) -> redis.Redis:
+        host, port = self.run.endpoint(self._first(Role.LB), 6379)
+        return redis.Redis(host=host, port=port, db=15, socket_timeout=5)
+
+    # -- draining and reading the end state -------------------------------------------------------------
+    def queued_tasks(self) -> int:
+        """Tasks waiting in mailroom's handler/batch queues and courier's message queues."""
+        client = self.redis()
+        total = 0
+        for pattern in ("handler:[0-9]*", "batch:[0-9]*", "msgs:*|*/*"):
+            for key in client.scan_iter(match=pattern, count=500):
+                if client.type(key) == b"zset":
+                    total += int(client.zcard(key))
+        return total
+
+    def quiesce(self, urns: Iterable[str], timeout: float = 60.0, settle: float = 2.0) -> Quiescence:
+        """Wait (bounded) until no MO is pending, no reply is queued and the queues are empty, stably."""
+        urns = list(urns)
+        reader = self.db()
+        started = time.monotonic()
+        stable_since: float | None = None
+        pending_in = pending_out = queued = -1
+        while True:
+            try:
+                backlog = reader.backlog(urns)
+                pending_in, pending_out = backlog.pending_in, backlog.pending_out
+                queued = self.queued_tasks()
+                empty = backlog.empty and queued == 0
+            except Exception:  # the database or Redis may still be recovering: keep waiting, bounded
+                empty = False
+            now = time.monotonic()
+            if empty:
+                stable_since = stable_since or now
+                if now - stable_since >= settle:
+                    return Quiescence(True, now - started, pending_in, pending_out, queued)
+            else:
+                stable_since = None
+            if now - started >= timeout:
+                return Quiescence(False, now - started, pending_in, pending_out, queued)
+            time.sleep(0.5)
+
+    def snapshot(
+        self, urns: Iterable[str], quiescent: bool, with_logs: bool = True, since: float | None = None
+    ) -> Snapshot:
+        urns = list(urns)
+        reader = self.db()
+        aggregator = self.aggregator()
+        try:
+            wanted = set(urns)
+            # The aggregator also saw probes and earlier experiments: keep this workload's contacts only.
+            deliveries = [d for d in aggregator.all_records() if d.recipient in wanted]
+        finally:
+            aggregator.close()
+        logs = (
+            {node: self.run.logs(node, since=since).splitlines() for node in self.run.node_names()}
+            if with_logs
+            else None
+        )
+        return Snapshot(
+            msgs=reader.msgs(urns),
+            runs=reader.runs(urns),
+            sessions=reader.sessions(urns),
+            aggregator=deliveries,
+            quiescent=quiescent,
+            logs=logs,
+        )
+
+    def round_trip(self, timeout: float = 20.0) -> float:
+        """One MO through the load balancer until its reply reaches the aggregator; returns seconds."""
+        import secrets
+
+        urn_path = f"+2507{secrets.randbelow(10**8):08d}"
+        self.last_probe_urn = f"tel:{urn_path}"
+        text = f"info zq{secrets.token_hex(4)}"
+        aggregator = self.aggregator()
+        courier = self.courier()
+        try:
+            after = aggregator.last_seq()
+            started = time.monotonic()
+            received = courier.receive_blocking(urn_path, text)
+            if not received.accepted:
+                raise ClusterError(f"courier did not accept the probe MO: {received.status} {received.body}")
+            while time.monotonic() - started < timeout:
+                if any(d.recipient == f"tel:{urn_path}" for d in aggregator.records(after)):
+                    return time.monotonic() - started
+                time.sleep(0.05)
+            raise ClusterError(f"no reply reached the aggregator within {timeout:.0f} s")
+        finally:
+            aggregator.close()
+
+
+    def wait_delivered(self, timeout: float = 20.0) -> bool:
+        """Whether the last probe's reply reached status D (the aggregator's delivered callback) in time."""
+        if self.last_probe_urn is None:
+            return False
+        reader = self.db()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if any(m.direction == "O" and m.status == "D" for m in reader.msgs([self.last_probe_urn])):
+                return True
+            time.sleep(0.2)
+        return False
+
+
+def seed_cluster(run: DockerRun, extra_flows: Iterable[Path] = ()) -> Seed:
+    """Seed the org, EX channel (sending to the aggregator) and flows through web-1's management command.
+
+    Idempotent: seeding a seeded cluster returns the same org, channel and token.
+    """
+    web = run.nodes_of(Role.WEB.value)
+    if not web:
+        raise ClusterError("the topology has no web node to seed through")
+    flows = [f"/opt/fixtures/flows/{name}" for name in FIXTURE_FLOWS]
+    for path in extra_flows:
+        target = f"/tmp/extra-flows/{path.name}"
+        run.put_file(web[0], target, path.read_bytes())
+        flows.append(target)
+    rc, out = run.exec(
+        web[0], ["python", "manage.py", "seed_org", "--flows", *flows, "--send-url", AGGREGATOR_SEND_URL]
+    )
+    if rc != 0:
+        raise ClusterError(f"seeding through {web[0]} failed (exit {rc}): {out.strip()[-600:]}")
+    line = next((ln for ln in reversed(out.strip().splitlines()) if ln.startswith("{")), "")
+    try:
+        data = json.loads(line)
+        return Seed(
+            org_id=int(data["org_id"]),
+            org_uuid=str(data["org_uuid"]),
+            channel_uuid=str(data["channel_uuid"]),
+            api_token=str(data["api_token"]),
+            flows={str(k): str(v) for k, v in data["flows"].items()},
+        )
+    except (ValueError, KeyError, TypeError):
+        raise ClusterError(f"seed_org printed no seed JSON: {out.strip()[-400:]}") from None
+
+
+def start_cluster(
+    topology: Topology,
+    keep: bool = False,
+    build: bool = True,
+    log: Log = print,
+    params: dict[str, object] | None = None,
+) -> Cluster:
+    if build:
+        images.build_all(log=log)
+    backend = DockerBackend()
+    run = backend.up(topology, keep=keep, log=log, params=params)
+    try:
+        seed = seed_cluster(run)
+    except BaseException:
+        if not keep:
+            backend.down(run.run_id, log=log)
+        raise
+    return Cluster(run, seed)
+
+
+def attach_cluster(run_id: str | None = None) -> Cluster:
+    run = DockerBackend().attach(run_id)
+    return Cluster(run, seed_cluster(run))
+
+
+def load_default_topology(path: Path | None = None, params: dict[str, object] | None = None) -> Topology:
+    return load_topology(path or DEFAULT_TOPOLOGY, params)

@@ -1,0 +1,236 @@
+"""One experiment, end to end: steady state, workload under a fault schedule, heal, quiesce, check, report.
+
+The order is the design's lifecycle; each phase is recorded so that a run interrupted anywhere still
+leaves a history that `resilience check DIR` can judge, and every fault is reverted on the way out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from resilience import __version__, checks
+from resilience.checks import CheckResult, Validity, merge
+from resilience.cluster import ROOT, Cluster
+from resilience.history import History
+from resilience.snapshot import write_snapshot
+from resilience.workload.runner import Workload, WorkloadConfig, WorkloadStats
+from resilience.workload.script import Script, load_scripts
+
+SCRIPTS_DIR = ROOT / "fixtures" / "conversations"
+REPORTS_DIR = ROOT / "reports"
+
+
+@dataclass(frozen=True)
+class Finding:
+    """Something an experiment expects to observe. `known` = documented RapidPro v9 behaviour, not a regression."""
+
+    title: str
+    checker: str  # the checker whose verdict shows it
+    known: bool = True
+    detail: str = ""
+
+
+@dataclass
+class Experiment:
+    name: str
+    description: str = ""
+    workload: WorkloadConfig = field(default_factory=WorkloadConfig)
+    schedule: str = ""  # the fault schedule's text form ("at 10 kill courier-1; recover at 25"), "" = none
+    scripts: tuple[str, ...] = ("registration", "quick_reply")
+    checker_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # The verdict each checker is expected to reach; unlisted checkers are expected to be valid.
+    expected: dict[str, Validity] = field(default_factory=dict)
+    findings: tuple[Finding, ...] = ()
+    quiesce_timeout: float = 90.0
+
+
+@dataclass
+class Outcome:
+    experiment: Experiment
+    run_dir: Path
+    results: list[CheckResult]
+    merged: Validity
+    stats: WorkloadStats
+    quiescent: bool
+    steady_before: dict[str, Any]
+    steady_after: dict[str, Any]
+    seconds: float
+    unmet: list[str]  # checkers whose verdict differs from what the experiment expected
+
+    @property
+    def as_expected(self) -> bool:
+        return not self.unmet
+
+    def summary(self) -> str:
+        lines = [f"{self.experiment.name}: verdict {self.merged.value} ({self.run_dir})"]
+        for result in self.results:
+            expected = self.experiment.expected.get(result.name, Validity.TRUE)
+            mark = "" if result.valid is expected else f"  <-- expected {expected.value}"
+            counts = ", ".join(f"{k}={v}" for k, v in list(result.counts.items())[:8])
+            lines.append(f"  {result.name:<13} {result.valid.value:<8} {counts}{mark}")
+        return "\n".join(lines)
+
+
+Progress = Callable[[str], None]
+
+
+def steady_state(cluster: Cluster) -> dict[str, Any]:
+    """Every node healthy, and one conversation round trip through the load balancer."""
+    rows = cluster.run.status()
+    unhealthy = {r.node: r.reason for r in rows if not r.healthy}
+    state: dict[str, Any] = {"nodes_healthy": not unhealthy, "unhealthy": unhealthy}
+    try:
+        state["round_trip_seconds"] = round(cluster.round_trip(), 3)
+        state["round_trip"] = True
+    except Exception as exc:  # any failure of the probe is a finding of the steady state, not a crash
+        state["round_trip"] = False
+        state["round_trip_error"] = str(exc)
+    state["ok"] = state["nodes_healthy"] and state["round_trip"]
+    return state
+
+
+def _scripts(names: tuple[str, ...]) -> list[Script]:
+    available = load_scripts(SCRIPTS_DIR)
+    missing = [n for n in names if n not in available]
+    if missing:
+        raise ValueError(f"no conversation script {missing} in {SCRIPTS_DIR}; have {sorted(available)}")
+    return [available[n] for n in names]
+
+
+def new_run_dir(root: Path, name: str) -> Path:
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    run_dir = root / f"{stamp}-{name}"
+    suffix = 1
+    while run_dir.exists():
+        suffix += 1
+        run_dir = root / f"{stamp}-{name}-{suffix}"
+    run_dir.mkdir(parents=True)
+    return run_dir
+
+
+def _write_logs(cluster: Cluster, run_dir: Path, since: float) -> None:
+    logs = run_dir / "logs"
+    logs.mkdir(exist_ok=True)
+    for node in cluster.run.node_names():
+        text = cluster.run.logs(node, since=since, timestamps=True)
+        (logs / f"{node}.log").write_text(text)
+
+
+def run_experiment(
+    cluster: Cluster,
+    experiment: Experiment,
+    reports_root: Path = REPORTS_DIR,
+    progress: Progress | None = None,
+) -> Outcome:
+    say = progress or (lambda _m: None)
+    started = time.monotonic()
+    started_wall = time.time()
+    run_dir = new_run_dir(reports_root, experiment.name)
+    say(f"phase steady-state-before ({run_dir})")
+    before = steady_state(cluster)
+    scripts = _scripts(experiment.scripts)
+    config = experiment.workload
+    meta = {
+        "experiment": experiment.name,
+        "cluster_run": cluster.run.run_id,
+        "topology": cluster.run.topology.name,
+        "workload": asdict(config),
+        "schedule": experiment.schedule,
+        "checker_options": experiment.checker_options,
+    }
+    history = History(run_dir / "history.jsonl", run_id=run_dir.name, seed=config.seed, meta=meta)
+    api = cluster.api()
+    courier = cluster.courier()
+    aggregator = cluster.aggregator()
+    workload = Workload(
+        history, courier, aggregator, scripts, config, api=api, flow_uuids=cluster.seed.flows,
+        salt=int(time.time()) % 100_000,
+    )
+    stop_faults = threading.Event()
+    fault_thread = _start_schedule(cluster, history, experiment, stop_faults, say)
+    try:
+        say(f"phase workload ({len(workload.plan)} conversations, {config.rate}/s for {config.duration:.0f} s)")
+        stats = asyncio.run(_run_workload(workload, courier, say))
+    finally:
+        stop_faults.set()
+        if fault_thread is not None:
+            fault_thread.join(timeout=120)
+        api.close()
+        aggregator.close()
+    say("phase quiesce")
+    quiescence = cluster.quiesce(stats.urns, timeout=experiment.quiesce_timeout)
+    say(f"phase snapshot (quiescent={quiescence.reached} after {quiescence.seconds:.1f} s)")
+    snapshot = cluster.snapshot(stats.urns, quiescence.reached, since=started_wall)
+    write_snapshot(snapshot, run_dir / "snapshot.json")
+    history.close()
+    say("phase check")
+    results = checks.run_all(history.recorded(), snapshot, experiment.checker_options)
+    merged = merge(results)
+    say("phase steady-state-after")
+    after = steady_state(cluster)
+    _write_logs(cluster, run_dir, since=started_wall)
+    unmet = [
+        r.name for r in results if r.valid is not experiment.expected.get(r.name, Validity.TRUE)
+    ]
+    outcome = Outcome(
+        experiment, run_dir, results, merged, stats, quiescence.reached, before, after,
+        time.monotonic() - started, unmet,
+    )
+    _write_results(outcome)
+    return outcome
+
+
+async def _run_workload(workload: Workload, courier: Any, say: Progress) -> WorkloadStats:
+    last = [0.0]
+
+    def tick(stats: WorkloadStats) -> None:
+        now = time.monotonic()
+        if now - last[0] >= 5:
+            last[0] = now
+            say(
+                f"workload: {stats.mo_ok} ok, {stats.mo_fail} fail, {stats.mo_info} info, "
+                f"{stats.completed}/{stats.conversations} conversations done"
+            )
+
+    try:
+        return await workload.run(progress=tick)
+    finally:
+        await courier.aclose()
+
+
+def _start_schedule(
+    cluster: Cluster, history: History, experiment: Experiment, stop: threading.Event, say: Progress
+) -> threading.Thread | None:
+    if not experiment.schedule:
+        return None
+    from resilience.faults.integration import start_schedule_thread
+
+    return start_schedule_thread(cluster.run, history, experiment.schedule, experiment.workload.seed, stop, say)
+
+
+def _write_results(outcome: Outcome) -> None:
+    payload = {
+        "experiment": outcome.experiment.name,
+        "description": outcome.experiment.description,
+        "resilience_version": __version__,
+        "merged": outcome.merged.value,
+        "as_expected": outcome.as_expected,
+        "unmet": outcome.unmet,
+        "expected": {k: v.value for k, v in outcome.experiment.expected.items()},
+        "findings": [asdict(f) for f in outcome.experiment.findings],
+        "results": [r.to_dict() for r in outcome.results],
+        "workload": asdict(outcome.stats) | {"urns": len(outcome.stats.urns)},
+        "quiescent": outcome.quiescent,
+        "steady_state_before": outcome.steady_before,
+        "steady_state_after": outcome.steady_after,
+        "seconds": round(outcome.seconds, 2),
+    }
+    (outcome.run_dir / "results.json").write_text(json.dumps(payload, indent=2, default=str))
