@@ -123,10 +123,13 @@ def server(server_binary: Path) -> Iterator[Server]:
 
 
 class EchoServer:
-    """Echoes each connection's bytes (after `prefix`) until EOF or a line `close`."""
+    """Echoes each connection's bytes (after `prefix`) until EOF or a line `close`; notes when
+    each chunk arrived, to tell a delay on the way in from one on the way out."""
 
     def __init__(self, prefix: bytes = b"") -> None:
         prefix_bytes = prefix
+        self.arrivals: list[float] = []
+        arrivals = self.arrivals
 
         class Handler(socketserver.BaseRequestHandler):
             def handle(self) -> None:
@@ -135,6 +138,7 @@ class EchoServer:
                         data = self.request.recv(65536)
                     except OSError:
                         return
+                    arrivals.append(time.monotonic())
                     if not data or data == b"close\n":
                         return
                     self.request.sendall(prefix_bytes + data)
@@ -201,6 +205,41 @@ def test_version_answers_json(server: Server) -> None:
     assert answer.status_code == 200
     assert answer.json()["version"].endswith("noxious-1.0.4")
     assert server.client.version() == answer.content
+
+
+def test_small_writes_are_not_held_back(server: Server) -> None:
+    """A reply written in two small pieces passes at once (Toxiproxy's sockets are TCP_NODELAY;
+    noxious' are not, and without quick ACKs a third of such round trips stalled ~90 ms)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def reply_in_two_writes() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            while conn.recv(100):
+                conn.sendall(b"+")
+                conn.sendall(b"OK\n")
+
+    replier = threading.Thread(target=reply_in_two_writes, daemon=True)
+    replier.start()
+    host, port = listener.getsockname()[:2]
+    proxy = make_proxy(server, f"{host}:{port}")
+    slow = 0
+    with connect(proxy.listen) as conn:
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        for _ in range(200):
+            started = time.monotonic()
+            conn.sendall(b"GET ")
+            conn.sendall(b"key\n")
+            received = b""
+            while not received.endswith(b"\n"):
+                chunk = conn.recv(100)
+                assert chunk, "the proxy closed the connection"
+                received += chunk
+            slow += time.monotonic() - started > 0.04
+    listener.close()
+    replier.join(timeout=IO_TIMEOUT)
+    assert slow < 10
 
 
 def test_created_proxy_is_listed_and_relays(server: Server, echo: EchoServer) -> None:
@@ -392,6 +431,69 @@ def test_latency_toxic_delays_until_removed(server: Server, echo: EchoServer, st
         proxy.destroy_toxic(f"latency_{stream}")
         assert proxy.toxics() == {}
         assert round_trip(conn)[0] < FAST
+
+
+def test_toxics_act_on_their_own_stream(server: Server, echo: EchoServer) -> None:
+    """Upstream toxics delay the way to the server, downstream ones the way back, on connections
+    open before each change too (noxious' own live update swaps the two)."""
+    proxy = make_proxy(server, echo.address)
+
+    def way_in_and_round_trip(conn: socket.socket) -> tuple[float, float]:
+        seen = len(echo.arrivals)
+        started = time.monotonic()
+        elapsed, received = round_trip(conn)
+        assert received == b"ping\n"
+        return echo.arrivals[seen] - started, elapsed
+
+    with connect(proxy.listen) as conn:
+        proxy.add_toxic(type="latency", stream="downstream", attributes={"latency": 300})
+        way_in, total = way_in_and_round_trip(conn)
+        assert way_in < FAST and total >= 0.29
+        proxy.add_toxic(type="latency", stream="upstream", attributes={"latency": 300})
+        way_in, total = way_in_and_round_trip(conn)
+        assert 0.29 <= way_in < 0.29 + FAST and total >= 0.58
+        proxy.destroy_toxic("latency_downstream")
+        way_in, total = way_in_and_round_trip(conn)
+        assert way_in >= 0.29 and total < 0.29 + FAST
+
+
+def test_open_connection_keeps_its_bytes_across_toxic_changes(server: Server, echo: EchoServer) -> None:
+    proxy = make_proxy(server, echo.address)
+    chunks = [bytes([index]) * 1024 for index in range(60)]
+    expected = b"".join(chunks)
+    with connect(proxy.listen) as conn:
+
+        def send_slowly() -> None:
+            for chunk in chunks:
+                conn.sendall(chunk)
+                time.sleep(0.01)
+
+        sender = threading.Thread(target=send_slowly)
+        sender.start()
+        # Each change moves the connection to a new engine while bytes are in flight.
+        for _ in range(3):
+            proxy.add_toxic(type="latency", attributes={"latency": 50})
+            time.sleep(0.1)
+            proxy.destroy_toxic("latency_downstream")
+            time.sleep(0.05)
+        received = b""
+        while len(received) < len(expected):
+            chunk = conn.recv(65536)
+            if not chunk:
+                break
+            received += chunk
+        sender.join(timeout=IO_TIMEOUT)
+    assert received == expected
+
+
+def test_unreachable_upstream_closes_the_client(server: Server) -> None:
+    proxy = make_proxy(server, f"127.0.0.1:{free_port()}")
+    with connect(proxy.listen) as conn:
+        try:
+            elapsed, received = read_until_closed(conn)
+        except ConnectionResetError:
+            return
+    assert received == b"" and elapsed < 1.0
 
 
 def test_toxic_update_merges_attributes(server: Server, echo: EchoServer) -> None:

@@ -5,12 +5,14 @@
 
 use crate::generation::{Generation, Leg};
 use crate::model::Stream;
+use socket2::SockRef;
 use std::collections::HashMap;
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::tcp::{ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -202,34 +204,43 @@ async fn run_leg(
     // Bytes into the engine and out of it, per direction (upstream, downstream).
     let fed = [AtomicU64::new(0), AtomicU64::new(0)];
     let delivered = [AtomicU64::new(0), AtomicU64::new(0)];
-    let local = |stream| {
-        Some(LocalCheck {
-            stream,
-            toxics,
-            draws,
-        })
+    let upstream_toxics = LocalCheck {
+        stream: Stream::Upstream,
+        toxics,
+        draws,
+    };
+    let downstream_toxics = LocalCheck {
+        stream: Stream::Downstream,
+        toxics,
+        draws,
     };
 
     let client_to_engine = pump(
         &mut client_read,
         &mut engine_write,
         &fed[0],
-        local(Stream::Upstream),
+        Source::Peer(Some(&upstream_toxics)),
         input_paused.clone(),
     );
     let engine_to_upstream = pump(
         &mut sink_read,
         &mut upstream_write,
         &delivered[0],
-        None,
+        Source::Engine(None),
         output_paused.clone(),
     );
-    let upstream_to_engine = pump(&mut upstream_read, &mut sink_write, &fed[1], None, input_paused);
+    let upstream_to_engine = pump(
+        &mut upstream_read,
+        &mut sink_write,
+        &fed[1],
+        Source::Peer(None),
+        input_paused,
+    );
     let engine_to_client = pump(
         &mut engine_read,
         &mut client_write,
         &delivered[1],
-        local(Stream::Downstream),
+        Source::Engine(Some(&downstream_toxics)),
         output_paused,
     );
     tokio::pin!(
@@ -296,19 +307,24 @@ struct LocalCheck<'a> {
     draws: &'a Draws,
 }
 
+/// Where a pump reads from, with the local toxics that apply to what it reads.
+#[derive(Clone, Copy)]
+enum Source<'a> {
+    /// The real client or upstream.
+    Peer(Option<&'a LocalCheck<'a>>),
+    /// One of the engine's two sides.
+    Engine(Option<&'a LocalCheck<'a>>),
+}
+
 /// Copies one direction chunk by chunk. A pause is taken only between chunks, so that no chunk is
 /// half written when the connection moves to a new leg.
-async fn pump<R, W>(
-    reader: &mut R,
-    writer: &mut W,
+async fn pump(
+    reader: &mut ReadHalf<'_>,
+    writer: &mut WriteHalf<'_>,
     moved: &AtomicU64,
-    local: Option<LocalCheck<'_>>,
+    source: Source<'_>,
     mut pause: watch::Receiver<bool>,
-) -> PumpEnd
-where
-    R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin,
-{
+) -> PumpEnd {
     let mut buffer = vec![0u8; BUFFER_SIZE];
     loop {
         let count = tokio::select! {
@@ -319,7 +335,17 @@ where
                 Ok(count) => count,
             },
         };
-        let effects = match &local {
+        let local = match source {
+            Source::Peer(local) => local,
+            Source::Engine(local) => {
+                // noxious' sockets lack TCP_NODELAY: its second small write waits for our ACK of
+                // the first, and a delayed ACK stalls it for tens of milliseconds. Quick ACKs
+                // (a mode the kernel leaves again, hence after every read) keep that wait short.
+                let _ = SockRef::from(reader.as_ref()).set_tcp_quickack(true);
+                local
+            }
+        };
+        let effects = match local {
             Some(check) => check.toxics.effects(check.stream, check.draws),
             None => Effects::default(),
         };
