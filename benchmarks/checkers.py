@@ -19,10 +19,12 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
+import msgspec
+
 from resilience.checks import merge, run_all
 from resilience.checks.synthetic import FAVORITES, WorldBuilder
 from resilience.history import FAIL, INFO, read_history
-from resilience.snapshot import read_snapshot, write_snapshot
+from resilience.snapshot import Delivery, Snapshot, read_snapshot, write_snapshot
 
 BUDGET_S = 10.0
 BUDGET_RSS_MIB = 2048
@@ -30,7 +32,7 @@ CONTACTS_AT_ONCE = 200  # conversations in flight together
 FAULT_EVERY = 20_000  # MOs between faults
 
 
-def generate(directory: Path, records: int, seed: int) -> None:
+def generate(directory: Path, records: int, seed: int, damage: bool) -> None:
     """About `records` history records: contacts walking the Favorites script in waves, with a fault
     (a few rejected and unknown MOs inside it) every FAULT_EVERY MOs; every other failover."""
     world = WorldBuilder(seed=seed, path=directory / "history.jsonl", keep_in_memory=False, request_s=0.01)
@@ -67,7 +69,27 @@ def generate(directory: Path, records: int, seed: int) -> None:
                 world.advance(0.001)
             world.advance(0.5)
     world.history.close()
-    write_snapshot(world.snapshot(), directory / "snapshot.json")
+    snapshot = world.snapshot()
+    if damage:
+        _damage(snapshot)
+    write_snapshot(snapshot, directory / "snapshot.json")
+
+
+def _damage(snapshot: Snapshot) -> None:
+    """Plant problems in about 1% of conversations: a lost MO, a redelivered reply, two replies swapped."""
+    inbound = [m for m in snapshot.msgs if m.direction == "I"]
+    lost = {m.id for m in inbound[::400]}
+    snapshot.msgs = [m for m in snapshot.msgs if m.id not in lost]
+    deliveries = snapshot.aggregator
+    last = deliveries[-1].seq
+    for number, delivery in enumerate(deliveries[::400], start=1):
+        deliveries.append(msgspec.structs.replace(delivery, seq=last + number))
+    by_urn: dict[str, list[Delivery]] = {}
+    for delivery in deliveries:
+        by_urn.setdefault(delivery.to, []).append(delivery)
+    for arrivals in list(by_urn.values())[::100]:
+        if len(arrivals) >= 2:
+            arrivals[0].seq, arrivals[1].seq = arrivals[1].seq, arrivals[0].seq
 
 
 def peak_rss_mib() -> float:
@@ -79,10 +101,11 @@ def main() -> int:
     parser.add_argument("--records", type=int, default=1_000_000, help="history records (invocations + completions)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--keep", type=Path, help="write the generated files here and keep them")
+    parser.add_argument("--damage", action="store_true", help="plant losses, duplicates and reorderings")
     parser.add_argument("--generate-only", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.generate_only:
-        generate(args.generate_only, args.records, args.seed)
+        generate(args.generate_only, args.records, args.seed, args.damage)
         return 0
 
     with tempfile.TemporaryDirectory(prefix="checkers-bench-") as scratch:
@@ -91,7 +114,7 @@ def main() -> int:
         started = time.perf_counter()
         subprocess.run(
             [sys.executable, __file__, "--records", str(args.records), "--seed", str(args.seed),
-             "--generate-only", str(directory)],
+             "--generate-only", str(directory), *(["--damage"] if args.damage else [])],
             check=True,
         )  # fmt: skip
         generated = time.perf_counter() - started

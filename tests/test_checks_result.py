@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import pytest
@@ -10,7 +11,8 @@ from resilience.checks import CHECKERS, Validity, merge, run_all
 from resilience.checks.analysis import Analysis
 from resilience.checks.options import OptionsError, parse_options
 from resilience.checks.result import CheckResult, Examples
-from resilience.checks.synthetic import clean_world
+from resilience.checks.synthetic import WorldBuilder, clean_world
+from resilience.history import INFO
 
 T, F, U = Validity.TRUE, Validity.FALSE, Validity.UNKNOWN
 
@@ -93,3 +95,18 @@ def test_an_analysis_belongs_to_its_inputs() -> None:
             assert check(history, snapshot, analysis=analysis).valid is T
             with pytest.raises(ValueError, match="made for another history"):
                 check(other_history, snapshot, analysis=analysis)
+
+
+def test_results_with_findings_are_plain_json() -> None:
+    world = WorldBuilder()
+    world.conversation("tel:+250780000001", "a", outcomes={1: INFO})
+    world.inject("postgres-failover", "f1", ["postgres-1"])
+    world.recover("f1")
+    world.conversation("tel:+250780000002", "b")
+    snapshot = world.snapshot(logs={"web-1": ["Traceback (most recent call last):"]})
+    snapshot.msgs = [m for m in snapshot.msgs if m.text not in ("favorites [a.0]", "red [b.1]")]  # before and after
+    snapshot.aggregator.pop()
+    results = run_all(world.recorded(), snapshot)
+    assert {r.name for r in results if r.valid is F} == {"inbound", "outbound", "continuity", "availability", "logs"}
+    for result in results:
+        assert json.loads(json.dumps(result.to_dict())) == result.to_dict()

@@ -109,7 +109,7 @@ def _compare(
     certain, got = Counter(owed), Counter(arrived)
     possible = Counter(text for e in exchanges if e.outcome == INFO for text in e.expect)
     owed_by_failed = {text for e in exchanges if e.outcome == FAIL for text in e.expect}
-    for text in certain.keys() | possible.keys() | got.keys():
+    for text in dict.fromkeys([*certain, *possible, *got]):  # ordered, so that examples are reproducible
         must, may, came = certain[text], possible[text], got[text]
         if must + may == 0:
             if text in owed_by_failed:
@@ -133,9 +133,12 @@ def _count_redeliveries(analysis: Analysis, counts: dict[str, int], examples: Ex
     """Examples of messages delivered more than once, and how many copies followed an accepted one
     (courier sent again what the network had already taken, rather than retrying after an error)."""
     copies = Counter(delivery.msg_id for delivery in analysis.snapshot.aggregator)
+    repeated_ids = {msg_id for msg_id, number in copies.items() if number > 1}
+    # dict, not set: examples come in arrival order, the same on every run
+    repeated_urns = dict.fromkeys(d.recipient for d in analysis.snapshot.aggregator if d.msg_id in repeated_ids)
     described: set[str] = set()
-    for urn, arrivals in analysis.deliveries.items():
-        repeated = [d for d in arrivals if copies[d.msg_id] > 1]
+    for urn in repeated_urns:
+        repeated = [d for d in analysis.deliveries[urn] if d.msg_id in repeated_ids]  # in arrival order
         accepted: set[str] = set()
         for delivery in repeated:
             if delivery.msg_id in accepted:
