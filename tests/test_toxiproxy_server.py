@@ -314,6 +314,20 @@ def test_listen_port_in_use_is_500_and_creates_nothing(server: Server, echo: Ech
     assert server.http.get("/proxies/busy").status_code == 404
 
 
+def test_single_toxic_is_shown_and_wrong_methods_are_405(server: Server, echo: EchoServer) -> None:
+    make_proxy(server, echo.address)
+    created = server.http.post("/proxies/echo/toxics", json={"type": "timeout", "stream": "upstream"})
+    assert created.status_code == 200
+    shown = server.http.get("/proxies/echo/toxics/timeout_upstream")
+    assert shown.status_code == 200 and shown.json() == created.json()
+    assert shown.json()["attributes"] == {"timeout": 0}
+    # PATCH is Toxiproxy's current spelling of an update; POST the older one.
+    patched = server.http.patch("/proxies/echo/toxics/timeout_upstream", json={"attributes": {"timeout": 5}})
+    assert patched.status_code == 200 and patched.json()["attributes"] == {"timeout": 5}
+    assert server.http.put("/proxies/echo").status_code == 405
+    assert server.http.delete("/proxies").json() == {"error": "method not allowed", "status": 405}
+
+
 def test_browser_user_agent_is_refused(server: Server) -> None:
     answer = server.http.get("/proxies", headers={"User-Agent": "Mozilla/5.0"})
     assert answer.status_code == 403
