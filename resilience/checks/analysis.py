@@ -7,10 +7,10 @@ once; a checker called on its own builds a fresh one. Neither input may change w
 from __future__ import annotations
 
 from functools import cached_property
+from operator import attrgetter
 
 from resilience.checks.matching import InboundMatching, match_inbound
 from resilience.checks.model import HistoryView, view_of
-from resilience.checks.replies import deliveries_by_urn, first_deliveries
 from resilience.history import OK, RecordedHistory
 from resilience.snapshot import Delivery, Snapshot
 
@@ -39,13 +39,25 @@ class Analysis:
 
     @cached_property
     def deliveries(self) -> dict[str, list[Delivery]]:
-        """Per recipient URN, every delivery in arrival order."""
-        return deliveries_by_urn(self.snapshot)
+        """Per recipient URN, every delivery in arrival order (seq)."""
+        grouped: dict[str, list[Delivery]] = {}
+        for delivery in sorted(self.snapshot.aggregator, key=attrgetter("seq")):
+            grouped.setdefault(delivery.recipient, []).append(delivery)
+        return grouped
 
     @cached_property
     def first_deliveries(self) -> dict[str, list[Delivery]]:
-        """Per recipient URN, each message's first delivery in arrival order."""
-        return first_deliveries(self.deliveries)
+        """Per recipient URN, each msg_id's first delivery only, in arrival order: a redelivery of the
+        same message is a transport matter (the outbound checker counts it), not a second reply."""
+        firsts: dict[str, list[Delivery]] = {}
+        for urn, deliveries in self.deliveries.items():
+            seen: set[str] = set()
+            kept = firsts[urn] = []
+            for delivery in deliveries:
+                if delivery.msg_id not in seen:
+                    seen.add(delivery.msg_id)
+                    kept.append(delivery)
+        return firsts
 
     @cached_property
     def owed_texts(self) -> dict[str, list[str]]:

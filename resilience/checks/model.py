@@ -82,7 +82,6 @@ class Fault:
     inject_outcome: str
     start: int  # the inject's invocation: the earliest the fault can have taken effect
     end: int | None  # the recover's ok completion: the latest it may still act; None = never surely removed
-    value: dict[str, Any]
 
     @property
     def applied(self) -> bool:
@@ -219,7 +218,6 @@ def _faults(nemesis: list[Operation], history: RecordedHistory) -> list[Fault]:
                 inject_outcome=operation.type,
                 start=operation.invoke.time,
                 end=None,
-                value=value,
             )
         else:
             fault = faults.get(fault_id)
