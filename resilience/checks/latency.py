@@ -52,7 +52,7 @@ def check(
     analysis = Analysis.of(history, snapshot, analysis)
     view = analysis.view
     header = history.header
-    latencies = _first_reply_latencies(analysis, header.wall_anchor_ns - header.mono_anchor_ns)
+    latencies = first_reply_latencies(analysis, header.wall_anchor_ns - header.mono_anchor_ns)
     faults = view.applied_faults
     history_end = history.end_time
     windows = _union(faults, history_end)
@@ -108,7 +108,7 @@ def _union(faults: list[Fault], history_end: int) -> list[tuple[int, int]]:
     return merged
 
 
-def _first_reply_latencies(analysis: Analysis, mono_to_wall: int) -> list[tuple[Exchange, float | None]]:
+def first_reply_latencies(analysis: Analysis, mono_to_wall: int) -> list[tuple[Exchange, float | None]]:
     """Latency (s) of every acknowledged MO that owes a reply; None when no such reply arrived after it.
     `mono_to_wall` is the wall clock's offset from the recorder's monotonic clock."""
     view = analysis.view
