@@ -50,7 +50,7 @@ impl Proxy {
             self.local_toxics.clone(),
         )
         .await
-        .map_err(|err| ApiError::internal(format!("listen tcp {address}: {err}")))?;
+        .map_err(ApiError::internal)?;
         self.listen = running.listen_address().to_string();
         eprintln!(
             "toxiproxy-server: started proxy {} on {} to {}",

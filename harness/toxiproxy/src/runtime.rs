@@ -33,10 +33,15 @@ impl RunningProxy {
         upstream: &str,
         toxics: &[ToxicSpec],
         local_toxics: LocalToxics,
-    ) -> io::Result<RunningProxy> {
-        let listener = TcpListener::bind(listen).await?;
-        let listen_address = listener.local_addr()?;
-        let (generations, current) = watch::channel(Generation::start(name, toxics).await?);
+    ) -> Result<RunningProxy, String> {
+        // Worded as Go's errors are, since Toxiproxy passes those on in its 500 answers.
+        let bind_error = |err: io::Error| format!("listen tcp {listen}: {err}");
+        let listener = TcpListener::bind(listen).await.map_err(bind_error)?;
+        let listen_address = listener.local_addr().map_err(bind_error)?;
+        let first = Generation::start(name, toxics)
+            .await
+            .map_err(|err| format!("cannot start the proxy engine: {err}"))?;
+        let (generations, current) = watch::channel(first);
         let (stop, stopping) = watch::channel(false);
         let acceptor = tokio::spawn(accept_clients(
             listener,
