@@ -114,6 +114,14 @@ def test_replies_owed_only_by_a_rejected_message_are_unknown() -> None:
     assert result.valid is Validity.UNKNOWN and result.counts["replies_to_failed"] == 1
 
 
+def test_replies_to_contacts_the_history_never_mentions_are_counted_not_judged() -> None:
+    history, snapshot = clean_world(2)
+    redelivered(snapshot, snapshot.aggregator[0], msg_id="888", to="tel:+19995550000")
+    result = outbound.check(history, snapshot)
+    assert result.valid is Validity.TRUE
+    assert result.counts["unowned_deliveries"] == 1 and result.counts["unexpected"] == 0
+
+
 def test_courier_to_field_without_scheme_matches_the_tel_urn() -> None:
     history, snapshot = clean_world(2)
     for delivery in snapshot.aggregator:
