@@ -12,6 +12,7 @@ Files are streamed: only the lines inside a window and a bounded tail are kept, 
 from __future__ import annotations
 
 import calendar
+import datetime as dt
 import re
 from collections import deque
 from collections.abc import Iterable
@@ -44,15 +45,14 @@ def parse_timestamp(line: str) -> int | None:
     if found is None:
         return None
     parts = found.groupdict()
-    if not (1 <= int(parts["month"]) <= 12 and 1 <= int(parts["day"]) <= 31):
-        return None
     try:
-        seconds = calendar.timegm(
-            (int(parts["date"]), int(parts["month"]), int(parts["day"]),
-             int(parts["hour"]), int(parts["minute"]), int(parts["second"]), 0, 0, 0)
+        moment = dt.datetime(
+            int(parts["date"]), int(parts["month"]), int(parts["day"]),
+            int(parts["hour"]), int(parts["minute"]), int(parts["second"]), tzinfo=dt.UTC,
         )  # fmt: skip
-    except (ValueError, OverflowError):
+    except ValueError:  # a month 13 or an hour 25: not a timestamp after all
         return None
+    seconds = calendar.timegm(moment.utctimetuple())
     fraction = parts["fraction"] or ""
     nanos = int(fraction.ljust(9, "0")) if fraction else 0
     zone = parts["zone"]

@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
-from resilience.checks import latency as latency_checker
 from resilience.checks.analysis import Analysis
+from resilience.checks.latency import first_reply_latencies as first_reply_latencies_of
 from resilience.history import FAIL, INFO, OK, RecordedHistory
 from resilience.snapshot import Snapshot
 
@@ -77,12 +75,8 @@ LatencySamples = list[tuple[int, float | None]]  # (MO invocation, monotonic ns;
 def first_reply_latencies(history: RecordedHistory, snapshot: Snapshot) -> LatencySamples:
     """Every acknowledged MO owing a reply, with its latency to the first reply: the latency checker's
     own matching, so the plot and the checker's percentiles agree."""
-    # The checker keeps this function private; going through one adapter keeps the coupling in one place.
-    matcher: Callable[[Analysis, int], list[tuple[Any, float | None]]] = (
-        getattr(latency_checker, "first_reply_latencies", None) or latency_checker._first_reply_latencies
-    )
     header = history.header
-    pairs = matcher(Analysis(history, snapshot), header.wall_anchor_ns - header.mono_anchor_ns)
+    pairs = first_reply_latencies_of(Analysis(history, snapshot), header.wall_anchor_ns - header.mono_anchor_ns)
     return [(exchange.invoke_time, seconds) for exchange, seconds in pairs]
 
 
