@@ -32,6 +32,8 @@ class RunResults:
     verdict: Validity
     written_at: str | None = None
     results_version: int = RESULTS_VERSION
+    legacy: bool = False
+    """Read from experiment.py's own results.json shape (report/legacy.py)."""
     problems: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -104,12 +106,22 @@ def read_results(run_dir: Path | str) -> RunResults:
     except OSError as exc:
         raise ResultsError(f"{path}: cannot read ({exc.strerror})") from None
     try:
-        stored = msgspec.json.decode(data, type=_Stored)
-        checks = checks_from_json(stored.checks, "$.checks")
+        raw = msgspec.json.decode(data)
     except msgspec.DecodeError as exc:
         raise ResultsError(f"{path}: not JSON ({exc})") from None
+    legacy = is_legacy(raw)
+    if legacy:
+        raw = {"checks": raw["results"], "verdict": raw["merged"]}
+    try:
+        stored = msgspec.convert(raw, _Stored)
+        checks = checks_from_json(stored.checks, "$.results" if legacy else "$.checks")
     except ValueError as exc:  # msgspec.ValidationError included
         raise ResultsError(f"{path}: {exc}") from None
     if stored.results_version != RESULTS_VERSION:
         raise ResultsError(f"{path}: results_version {stored.results_version}; this version reads {RESULTS_VERSION}")
-    return RunResults(checks, stored.verdict, stored.written_at, stored.results_version)
+    return RunResults(checks, stored.verdict, stored.written_at, stored.results_version, legacy=legacy)
+
+
+def is_legacy(raw: Any) -> bool:
+    """The shape resilience/experiment.py writes before it uses write_results (see report/legacy.py)."""
+    return isinstance(raw, dict) and "results" in raw and "merged" in raw and "checks" not in raw

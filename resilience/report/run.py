@@ -20,6 +20,7 @@ from pathlib import Path
 from resilience.checks.result import CheckResult, Validity
 from resilience.history import HistoryError, RecordedHistory, TruncatedHistoryWarning, read_history
 from resilience.report.journal import FaultRecord, Journal, JournalError, faults_from_history, read_journal
+from resilience.report.legacy import read_legacy_journal
 from resilience.report.results import ResultsError, RunResults, read_results
 from resilience.snapshot import Snapshot, SnapshotError, read_snapshot
 
@@ -88,6 +89,13 @@ class RunData:
         return self.history.header.seed if self.history is not None else None
 
     @property
+    def topology_name(self) -> str | None:
+        if self.journal is not None and self.journal.topology is not None:
+            return self.journal.topology.name
+        named = self.history.header.meta.get("topology") if self.history is not None else None
+        return named if isinstance(named, str) else None
+
+    @property
     def logs_dir(self) -> Path:
         return self.run_dir / LOGS_DIR
 
@@ -103,10 +111,11 @@ def load_run(run_dir: Path | str) -> RunData:
         raise ReportError(f"{run_dir}: holds none of {', '.join(RUN_FILES)}; is it a run directory?")
     run = RunData(run_dir)
 
+    journal_problem = None
     try:
         run.journal = read_journal(run_dir)
     except JournalError as exc:
-        run.problems.append(f"{exc} — description, expectations, steady state and findings not shown")
+        journal_problem = f"{exc} — description, expectations, steady state and findings not shown"
 
     history_path = run_dir / HISTORY_FILE
     try:
@@ -133,6 +142,12 @@ def load_run(run_dir: Path | str) -> RunData:
     except ResultsError as exc:
         fallback = "the journal's checker results shown" if run.journal is not None else "no checker results"
         run.problems.append(f"{exc} — {fallback}")
+    if run.journal is None and run.results is not None and run.results.legacy:
+        run.journal = read_legacy_journal(run_dir, run.results)
+        if run.journal is not None:
+            journal_problem = None  # the legacy results.json carries the journal's facts
+    if journal_problem:
+        run.problems.insert(0, journal_problem)
     if run.results is None and run.journal is None:
         run.problems.append("no results.json or journal.json: the verdict is unknown")
 
