@@ -7,6 +7,7 @@ import os
 import re
 from pathlib import Path
 
+import jinja2
 from rich.console import Console
 
 from resilience.report.console import print_summary
@@ -26,6 +27,9 @@ def generate_report(run_dir: Path | str, *, console: Console | None = None) -> P
         path = write_html(run)
     except OSError as exc:
         raise ReportError(f"{exc.filename or run.run_dir}: cannot write the report ({exc.strerror})") from None
+    except jinja2.TemplateNotFound as exc:
+        # a wheel built without the package data (pyproject's [tool.setuptools.package-data])
+        raise ReportError(f"resilience/report/templates/{exc.name} is missing from this installation") from None
     if console is not None:
         print_summary(
             console, run.checks, run.verdict, title=f"{run.experiment} — {run.run_dir.name}", problems=run.problems,

@@ -13,6 +13,7 @@ matplotlib.use("Agg")  # no display; must precede pyplot
 
 import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
+from matplotlib.ticker import FormatStrFormatter
 
 from resilience.report.journal import FaultRecord
 from resilience.report.series import Latency, Throughput
@@ -39,11 +40,13 @@ def _bands(axes: Axes, faults: Sequence[FaultRecord], end_s: float, *, numbered:
         axes.axvspan(fault.injected_s, stop, color=colour, alpha=0.13, linewidth=0, zorder=0)
         axes.axvline(fault.injected_s, color=colour, linewidth=0.8, alpha=0.7, zorder=0.5)
         if numbered:
+            # a strip along the top, in front of the data, which dense bars cannot hide
+            axes.axvspan(fault.injected_s, stop, ymin=0.97, ymax=1.0, color=colour, alpha=0.85, linewidth=0, zorder=3)
             axes.annotate(
                 f"#{number + 1}",
                 xy=(fault.injected_s, 1.0),
                 xycoords=("data", "axes fraction"),
-                xytext=(2, -2),
+                xytext=(2, -5),
                 textcoords="offset points",
                 va="top",
                 fontsize=8,
@@ -122,6 +125,7 @@ def _latency(axes: Axes, series: Latency) -> None:
     positive = [v for v in values if v > 0]
     if positive and max(positive) / min(positive) > 50:
         axes.set_yscale("log")
+        axes.yaxis.set_major_formatter(FormatStrFormatter("%g"))  # 10 rather than 10¹: read at a glance
     if series.unanswered_at:
         axes.plot(
             series.unanswered_at,
