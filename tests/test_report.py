@@ -399,7 +399,7 @@ def test_console_summary(run_dir: Path) -> None:
     for result in results:
         assert result.name in text
     assert "verdict: INVALID" in text
-    assert "missing:" in text and "snapshot.json" in text
+    assert "not read:" in text and "snapshot.json" in text
     assert "report.html" in text
 
 

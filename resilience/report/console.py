@@ -33,6 +33,7 @@ def verdict_table(checks: Sequence[CheckResult], merged: Validity, *, title: str
     line = Text.assemble("verdict: ", verdict_text(merged))
     if not checks:
         line.append("  (no checker results)", style="dim")
+        return Group(line)
     return Group(table, line)
 
 
@@ -47,7 +48,7 @@ def print_summary(
 ) -> None:
     console.print(verdict_table(checks, merged, title=title))
     for problem in problems:
-        console.print(Text(f"missing: {problem}", style="yellow"), soft_wrap=True)
+        console.print(Text(f"not read: {problem}", style="yellow"), soft_wrap=True)
     if report:
         console.print(Text(f"report: {report}", style="dim"), soft_wrap=True)
 
