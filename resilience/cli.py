@@ -14,6 +14,7 @@ COMMAND_MODULES = (
     "resilience.cli_images",
     "resilience.cli_workload",
     "resilience.cli_experiments",
+    "resilience.report.cli",
 )
 
 
