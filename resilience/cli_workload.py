@@ -94,6 +94,9 @@ def _check(args: argparse.Namespace) -> int:
         print(f"resilience check: {exc}", file=sys.stderr)
         return 2
     print_verdicts(results, f"re-check of {run_dir}")
+    from resilience.report.results import write_results
+
+    write_results(run_dir, results, merge(results))
     return EXIT_FOR[merge(results)]
 
 

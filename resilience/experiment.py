@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import json
 import threading
 import time
 from collections.abc import Callable
@@ -16,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from resilience import __version__, checks
+from resilience import checks, images
 from resilience.checks import CheckResult, Validity, merge
 from resilience.cluster import ROOT, Cluster
 from resilience.history import History
@@ -26,16 +25,6 @@ from resilience.workload.script import Script, load_scripts
 
 SCRIPTS_DIR = ROOT / "fixtures" / "conversations"
 REPORTS_DIR = ROOT / "reports"
-
-
-@dataclass(frozen=True)
-class Finding:
-    """Something an experiment expects to observe. `known` = documented RapidPro v9 behaviour, not a regression."""
-
-    title: str
-    checker: str  # the checker whose verdict shows it
-    known: bool = True
-    detail: str = ""
 
 
 @dataclass
@@ -48,7 +37,10 @@ class Experiment:
     checker_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     # The verdict each checker is expected to reach; unlisted checkers are expected to be valid.
     expected: dict[str, Validity] = field(default_factory=dict)
-    findings: tuple[Finding, ...] = ()
+    # What the experiment expects to observe, in words (shown first in the report).
+    expectations: str = ""
+    # "checker.kind" -> why that is documented RapidPro v9 behaviour (rapidpro-contracts.md), not a regression.
+    known: dict[str, str] = field(default_factory=dict)
     quiesce_timeout: float = 90.0
 
 
@@ -184,7 +176,7 @@ def run_experiment(
         experiment, run_dir, results, merged, stats, quiescence.reached, before, after,
         time.monotonic() - started, unmet,
     )
-    _write_results(outcome)
+    _write_results(outcome, cluster, history, started_wall)
     return outcome
 
 
@@ -216,21 +208,54 @@ def _start_schedule(
     return start_schedule_thread(cluster.run, history, experiment.schedule, experiment.workload.seed, stop, say)
 
 
-def _write_results(outcome: Outcome) -> None:
-    payload = {
-        "experiment": outcome.experiment.name,
-        "description": outcome.experiment.description,
-        "resilience_version": __version__,
-        "merged": outcome.merged.value,
-        "as_expected": outcome.as_expected,
-        "unmet": outcome.unmet,
-        "expected": {k: v.value for k, v in outcome.experiment.expected.items()},
-        "findings": [asdict(f) for f in outcome.experiment.findings],
-        "results": [r.to_dict() for r in outcome.results],
-        "workload": asdict(outcome.stats) | {"urns": len(outcome.stats.urns)},
-        "quiescent": outcome.quiescent,
-        "steady_state_before": outcome.steady_before,
-        "steady_state_after": outcome.steady_after,
-        "seconds": round(outcome.seconds, 2),
-    }
-    (outcome.run_dir / "results.json").write_text(json.dumps(payload, indent=2, default=str))
+def _write_results(outcome: Outcome, cluster: Cluster, history: History, started_wall: float) -> None:
+    from resilience.report.build import generate_report, update_latest
+    from resilience.report.journal import (
+        Journal,
+        Probe,
+        TopologyInfo,
+        Versions,
+        derive_findings,
+        faults_from_history,
+        write_journal,
+    )
+    from resilience.report.results import write_results
+
+    experiment = outcome.experiment
+    write_results(outcome.run_dir, outcome.results, outcome.merged)
+    topology = cluster.run.topology
+
+    def probes(state: dict[str, Any]) -> dict[str, Probe]:
+        detail = state.get("round_trip_error") or f"{state.get('round_trip_seconds', '?')} s"
+        unhealthy = ", ".join(f"{n}: {r}" for n, r in state.get("unhealthy", {}).items())
+        return {
+            "every node healthy": Probe(bool(state.get("nodes_healthy")), unhealthy),
+            "MO -> reply round trip": Probe(bool(state.get("round_trip")), str(detail)),
+        }
+
+    journal = Journal(
+        experiment=experiment.name,
+        run_id=outcome.run_dir.name,
+        description=experiment.description,
+        expectations=experiment.expectations,
+        seed=experiment.workload.seed,
+        topology=TopologyInfo(topology.name, str(topology.path), [n.name for n in topology.nodes()]),
+        versions=Versions(
+            images={s.name: images.resolve_image(s.image) for s in topology.services.values()}
+        ),
+        started_at=dt.datetime.fromtimestamp(started_wall, dt.UTC).isoformat(),
+        finished_at=dt.datetime.now(dt.UTC).isoformat(),
+        wall_time_s=round(outcome.seconds, 2),
+        workload=asdict(experiment.workload)
+        | {k: v for k, v in asdict(outcome.stats).items() if k != "urns"}
+        | {"schedule": experiment.schedule, "quiescent": outcome.quiescent},
+        steady_state_before=probes(outcome.steady_before),
+        steady_state_after=probes(outcome.steady_after),
+        faults=faults_from_history(history.recorded()),
+        checks=outcome.results,
+        verdict=outcome.merged,
+        findings=derive_findings(outcome.results, experiment.known),
+    )
+    write_journal(outcome.run_dir, journal)
+    generate_report(outcome.run_dir)
+    update_latest(outcome.run_dir.parent, outcome.run_dir)

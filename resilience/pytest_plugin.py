@@ -23,7 +23,7 @@ import pytest
 
 from resilience.checks import Validity
 from resilience.cluster import DEFAULT_TOPOLOGY, Cluster, attach_cluster, start_cluster
-from resilience.experiment import REPORTS_DIR, Experiment, Finding, Outcome, new_run_dir, run_experiment
+from resilience.experiment import REPORTS_DIR, Experiment, Outcome, new_run_dir, run_experiment
 from resilience.history import History
 from resilience.workload.runner import WorkloadConfig
 
@@ -155,7 +155,6 @@ class ExperimentHandle:
         outcome = run_experiment(
             self.cluster, self.definition, Path(config.getoption("--report-dir")), progress=progress
         )
-        _write_report(outcome)
         config.stash[OUTCOMES_KEY].append(outcome)
         self._request.node.user_properties.append(("verdict", outcome.merged.value))
         self._request.node.user_properties.append(("report", str(outcome.run_dir)))
@@ -179,14 +178,6 @@ class ExperimentHandle:
             pytest.fail(outcome.summary(), pytrace=False)
 
 
-def _write_report(outcome: Outcome) -> None:
-    try:
-        from resilience.report.run import write_run_report
-    except ImportError:
-        return
-    write_run_report(outcome)
-
-
 def _experiment_from_marker(marker: pytest.Mark, config: pytest.Config, default_name: str) -> Experiment:
     kwargs = dict(marker.kwargs)
     workload_fields = {f.name for f in dataclasses.fields(WorkloadConfig)}
@@ -198,11 +189,10 @@ def _experiment_from_marker(marker: pytest.Mark, config: pytest.Config, default_
     if config.getoption("--seed") is not None:
         workload_kwargs["seed"] = config.getoption("--seed")
     expected = {name: Validity(str(value).lower()) for name, value in (kwargs.pop("expected", {}) or {}).items()}
-    findings = tuple(f if isinstance(f, Finding) else Finding(**f) for f in kwargs.pop("findings", ()))
     name = kwargs.pop("name", default_name)
     try:
         return Experiment(
-            name=name, workload=WorkloadConfig(**workload_kwargs), expected=expected, findings=findings, **kwargs
+            name=name, workload=WorkloadConfig(**workload_kwargs), expected=expected, **kwargs
         )
     except TypeError as exc:
         raise pytest.UsageError(f"@pytest.mark.experiment on {default_name}: {exc}") from None
