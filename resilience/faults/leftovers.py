@@ -1,0 +1,121 @@
+"""Finding and removing what faults leave in a run, without any record of the faults themselves.
+
+The registry file says which faults were active; this looks at the run itself, so that a run whose
+harness died before it could even write the file is still cleaned: our iptables rules (by comment) in
+every node, toxics named rs_* on the run's proxies, paused nodes, HAProxy servers put in maint by
+hand, and nodes detached from the run's network. Only nodes of this run are looked at.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from resilience.faults.base import FaultError
+from resilience.faults.haproxy_api import HaproxyRuntime
+from resilience.faults.netfilter import delete_rule, rules_with, run_prefix
+from resilience.faults.toxiproxy_api import TOXIC_PREFIX, ToxiproxyApi
+
+if TYPE_CHECKING:
+    from resilience.backends.docker import DockerRun
+
+
+@dataclass(frozen=True)
+class Leftover:
+    what: str  # "detached", "paused", "iptables", "toxic", "maint"
+    node: str
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{self.node}: {self.what} {self.detail}".rstrip()
+
+
+def _present(run: DockerRun) -> dict[str, str]:
+    states = {node: run.state(node) for node in run.node_names()}
+    return {node: state for node, state in states.items() if state != "missing"}
+
+
+def _attached(run: DockerRun) -> set[str]:
+    network = run.client.networks.get(run.network_name)
+    network.reload()
+    return {c.name for c in network.containers}
+
+
+def find_leftovers(run: DockerRun) -> list[Leftover]:
+    """Everything fault-made that is still in place. Nodes that cannot be inspected are reported too."""
+    found: list[Leftover] = []
+    present = _present(run)
+    attached = _attached(run)
+    for node, state in present.items():
+        if run.container_name(node) not in attached:
+            found.append(Leftover("detached", node, f"from {run.network_name}"))
+        if state == "paused":
+            found.append(Leftover("paused", node, ""))
+        if state in ("running", "paused"):
+            try:
+                found.extend(Leftover("iptables", node, str(r)) for r in rules_with(run, node, run_prefix(run.run_id)))
+            except FaultError as exc:
+                found.append(Leftover("unreadable", node, f"iptables: {exc}"))
+    for node in (n for n in run.nodes_of("proxy") if present.get(n) == "running"):
+        try:
+            api = ToxiproxyApi(run, node)
+            for proxy, body in api.proxies().items():
+                for toxic in body.get("toxics", []):
+                    if str(toxic.get("name", "")).startswith(TOXIC_PREFIX):
+                        found.append(Leftover("toxic", node, f"{proxy}/{toxic['name']} ({toxic.get('type')})"))
+        except FaultError as exc:
+            found.append(Leftover("unreadable", node, f"toxiproxy: {exc}"))
+    for node in (n for n in run.nodes_of("lb") if present.get(n) == "running"):
+        try:
+            for server in HaproxyRuntime(run, node).servers():
+                if server.in_maint:
+                    found.append(Leftover("maint", node, f"{server.backend}/{server.server}"))
+        except FaultError as exc:
+            found.append(Leftover("unreadable", node, f"haproxy: {exc}"))
+    return found
+
+
+def remove_leftovers(run: DockerRun) -> list[str]:
+    """Undo what find_leftovers finds, thawing and reconnecting first (a frozen proxy cannot answer)."""
+    done: list[str] = []
+    for item in _in_repair_order(find_leftovers(run)):
+        if item.what == "detached":
+            run.connect(item.node)
+            done.append(f"{item.node}: reconnected to {run.network_name}")
+        elif item.what == "paused":
+            run.unpause(item.node)
+            done.append(f"{item.node}: resumed (was paused)")
+    # Thawed nodes may hold more: look again for what needs an answering node.
+    for item in find_leftovers(run):
+        try:
+            done.extend(_remove(run, item))
+        except FaultError as exc:
+            done.append(f"{item.node}: could not remove {item.what} {item.detail}: {exc}")
+    return done
+
+
+def _in_repair_order(items: list[Leftover]) -> list[Leftover]:
+    order = {"detached": 0, "paused": 1}
+    return sorted((i for i in items if i.what in order), key=lambda i: order[i.what])
+
+
+def _remove(run: DockerRun, item: Leftover) -> list[str]:
+    if item.what == "iptables":
+        for rule in rules_with(run, item.node, run_prefix(run.run_id)):
+            if str(rule) == item.detail:
+                delete_rule(run, rule)
+                return [f"{item.node}: deleted iptables rule {item.detail}"]
+        return []
+    if item.what == "toxic":
+        proxy, _, rest = item.detail.partition("/")
+        name = rest.split(" ", 1)[0]
+        if ToxiproxyApi(run, item.node).remove_toxic(proxy, name):
+            return [f"{item.node}: deleted toxic {proxy}/{name}"]
+        return []
+    if item.what == "maint":
+        backend, _, server = item.detail.partition("/")
+        HaproxyRuntime(run, item.node).set_state(backend, server, "ready")
+        return [f"{item.node}: {backend}/{server} ready (was in maint)"]
+    if item.what == "unreadable":
+        return [f"{item.node}: could not inspect: {item.detail}"]
+    return []

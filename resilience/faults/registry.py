@@ -1,0 +1,194 @@
+"""The record of active faults, kept on disk so that a killed harness can still be cleaned up after.
+
+Each fault is registered (its `describe()` written) BEFORE it is applied, updated once its inject has
+learned more (e.g. which node was the primary), and released only after a successful recover. The
+file, one per run (`<state dir>/<run id>.json`; the state dir is $RESILIENCE_STATE_DIR or
+~/.cache/resilience/faults), is replaced atomically under a lock, so it is never half-written and
+several processes may share it.
+
+`revert_leftovers(backend, run_id)` (for `resilience cleanup`) re-creates every recorded fault from its
+description and recovers it, then scans the run for anything fault-made that no record mentions.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import socket
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from resilience.faults.base import Fault, FaultError, FaultSpecError, fault_from_description
+from resilience.faults.leftovers import remove_leftovers
+
+if TYPE_CHECKING:
+    from resilience.backends.docker import DockerBackend
+
+FORMAT_VERSION = 1
+STATE_DIR_ENV = "RESILIENCE_STATE_DIR"
+Log = Callable[[str], None]
+
+
+def default_state_dir() -> Path:
+    configured = os.environ.get(STATE_DIR_ENV)
+    return Path(configured) if configured else Path.home() / ".cache" / "resilience" / "faults"
+
+
+class RegistryError(FaultError):
+    """The registry file is unreadable or refuses an operation; the message names the file."""
+
+
+class Registry:
+    """Active faults of one run. Thread-safe; processes coordinate through a lock file."""
+
+    def __init__(self, run_id: str, state_dir: Path | str | None = None) -> None:
+        self.run_id = run_id
+        self.state_dir = Path(state_dir) if state_dir is not None else default_state_dir()
+        self.path = self.state_dir / f"{run_id}.json"
+        self._lock = threading.Lock()
+
+    # -- the file ------------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        with self._lock, open(self.state_dir / ".lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def _read(self) -> dict[str, Any]:
+        try:
+            text = self.path.read_text()
+        except FileNotFoundError:
+            return {"version": FORMAT_VERSION, "run_id": self.run_id, "faults": {}}
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise RegistryError(f"{self.path}:{exc.lineno}: not JSON ({exc.msg})") from None
+        if not isinstance(data, dict) or not isinstance(data.get("faults"), dict):
+            raise RegistryError(f"{self.path}: expected an object with a 'faults' object")
+        if data.get("run_id") != self.run_id:
+            raise RegistryError(f"{self.path}: belongs to run {data.get('run_id')!r}, not {self.run_id!r}")
+        return data
+
+    def _write(self, data: dict[str, Any]) -> None:
+        if not data["faults"]:
+            self.path.unlink(missing_ok=True)
+            return
+        # Write beside, flush to disk, then rename over: a reader sees the old file or the new one.
+        handle, temporary = tempfile.mkstemp(dir=self.state_dir, prefix=f".{self.run_id}.", suffix=".tmp")
+        try:
+            with os.fdopen(handle, "w") as out:
+                json.dump(data, out, indent=1, sort_keys=True)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(temporary, self.path)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+        directory = os.open(self.state_dir, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
+
+    # -- operations ----------------------------------------------------------------------------------
+    def register(self, fault: Fault) -> None:
+        """Record a fault that is about to be applied. Refuses an id that is still active."""
+        with self._locked():
+            data = self._read()
+            if fault.id in data["faults"]:
+                raise RegistryError(
+                    f"fault id {fault.id} is still registered as active for run {self.run_id} ({self.path}); "
+                    f"a crashed run may have left it: `resilience cleanup` reverts it"
+                )
+            data["faults"][fault.id] = {
+                "registered": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                "owner": f"{socket.gethostname()}:{os.getpid()}",
+                "applied": False,
+                "description": fault.describe(),
+            }
+            self._write(data)
+
+    def update(self, fault: Fault, applied: bool = True) -> None:
+        """Store what the fault learned while it was injected."""
+        with self._locked():
+            data = self._read()
+            entry = data["faults"].get(fault.id)
+            if entry is None:
+                raise RegistryError(f"fault {fault.id} is not registered for run {self.run_id}")
+            entry["description"] = fault.describe()
+            entry["applied"] = applied
+            self._write(data)
+
+    def release(self, fault_id: str) -> None:
+        """Forget a fault once it is recovered (a no-op when it is not registered)."""
+        with self._locked():
+            data = self._read()
+            if data["faults"].pop(fault_id, None) is not None:
+                self._write(data)
+
+    def entries(self) -> dict[str, dict[str, Any]]:
+        """id -> {"registered", "owner", "applied", "description"} for every active fault."""
+        with self._locked():
+            return dict(self._read()["faults"])
+
+    def discard(self) -> None:
+        with self._locked():
+            self.path.unlink(missing_ok=True)
+
+
+def revert_leftovers(
+    backend: DockerBackend, run_id: str, state_dir: Path | str | None = None, log: Log | None = None
+) -> list[str]:
+    """Recover every fault registered for `run_id`, then remove whatever fault-made state remains.
+
+    Returns one line per action or problem. A fault whose recovery fails stays registered, so a
+    later cleanup tries again. Never raises for a missing run: there is then nothing to revert.
+    """
+    from resilience.backends.docker import BackendError
+
+    registry = Registry(run_id, state_dir)
+    report: list[str] = []
+
+    def note(line: str) -> None:
+        report.append(line)
+        if log is not None:
+            log(line)
+
+    try:
+        entries = registry.entries()
+    except RegistryError as exc:
+        entries = {}
+        note(f"registry unreadable, left in place: {exc}")
+    try:
+        run = backend.attach(run_id)
+    except BackendError as exc:
+        if entries:
+            registry.discard()
+            note(f"run {run_id} is gone ({exc}); forgot {len(entries)} registered fault(s)")
+        return report
+    # Newest first: a later fault may depend on an earlier one (e.g. a toxic on a node since killed).
+    for fault_id, entry in reversed(list(entries.items())):
+        try:
+            fault = fault_from_description(entry["description"], where=f"{registry.path}: fault {fault_id}")
+            facts = fault.recover(run)
+        except (FaultError, FaultSpecError) as exc:
+            note(f"fault {fault_id}: recovery failed, kept registered: {exc}")
+            continue
+        except Exception as exc:  # the backend or a client library: report and carry on with the rest
+            note(f"fault {fault_id}: recovery failed, kept registered: {type(exc).__name__}: {exc}")
+            continue
+        registry.release(fault_id)
+        note(f"fault {fault_id} ({fault.kind} {', '.join(fault.targets())}): recovered {json.dumps(facts)}")
+    for line in remove_leftovers(run):
+        note(line)
+    return report
