@@ -13,6 +13,7 @@ import httpx
 import psycopg
 import pytest
 import redis
+from redis.sentinel import Sentinel
 
 from resilience.backends import labels
 from resilience.backends.docker import DockerBackend, DockerRun, iter_labelled
@@ -52,7 +53,8 @@ def test_a_write_through_the_stable_address_is_readable_on_the_standby(infra_run
 
 def test_redis_through_the_stable_address_is_sentinels_master(infra_run: DockerRun) -> None:
     host, port = infra_run.endpoint("sentinel-1", 26379)
-    master_host, _master_port = redis.Redis(host=host, port=port).sentinel_get_master_addr_by_name("rapidpro")
+    # Sentinel announces hostnames (announce-hostnames yes), so the master is named by its node name.
+    master_host, _master_port = Sentinel([(host, port)], socket_timeout=2).discover_master("rapidpro")
     host, port = infra_run.endpoint("lb-1", 6379)
     through_lb = redis.Redis(host=host, port=port, db=15)
     assert through_lb.info("replication")["role"] == "master"
