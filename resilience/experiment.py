@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -33,6 +32,8 @@ class Experiment:
     description: str = ""
     workload: WorkloadConfig = field(default_factory=WorkloadConfig)
     schedule: str = ""  # the fault schedule's text form ("at 10 kill courier-1; recover at 25"), "" = none
+    # With schedule == "generate": the settings of a seeded random schedule (faults.schedule.GeneratorSettings).
+    generator: dict[str, Any] = field(default_factory=dict)
     scripts: tuple[str, ...] = ("registration", "quick_reply")
     checker_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     # The verdict each checker is expected to reach; unlisted checkers are expected to be valid.
@@ -42,6 +43,8 @@ class Experiment:
     # "checker.kind" -> why that is documented RapidPro v9 behaviour (rapidpro-contracts.md), not a regression.
     known: dict[str, str] = field(default_factory=dict)
     quiesce_timeout: float = 90.0
+    # How the simulated aggregator answers during the run (rapidpro.aggregator.AggregatorConfig fields).
+    aggregator: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -126,6 +129,8 @@ def run_experiment(
     started = time.monotonic()
     started_wall = time.time()
     run_dir = new_run_dir(reports_root, experiment.name)
+    schedule = _schedule(cluster, experiment)
+    schedule_end = schedule.duration + 5 if schedule is not None else 0.0
     say(f"phase steady-state-before ({run_dir})")
     before = steady_state(cluster)
     scripts = _scripts(experiment.scripts)
@@ -135,7 +140,8 @@ def run_experiment(
         "cluster_run": cluster.run.run_id,
         "topology": cluster.run.topology.name,
         "workload": asdict(config),
-        "schedule": experiment.schedule,
+        "schedule": schedule.to_text() if schedule is not None else "",
+        "schedule_seed": schedule.seed if schedule is not None else None,
         "checker_options": experiment.checker_options,
     }
     history = History(run_dir / "history.jsonl", run_id=run_dir.name, seed=config.seed, meta=meta)
@@ -146,15 +152,25 @@ def run_experiment(
         history, courier, aggregator, scripts, config, api=api, flow_uuids=cluster.seed.flows,
         salt=int(time.time()) % 100_000,
     )
-    stop_faults = threading.Event()
-    fault_thread = _start_schedule(cluster, history, experiment, stop_faults, say)
+    runner = _schedule_runner(cluster, history, schedule, say)
+    aggregator_before = aggregator.get_config() if experiment.aggregator else {}
     try:
+        if experiment.aggregator:
+            aggregator.set_config(experiment.aggregator)
+        if runner is not None:
+            runner.start()
         say(f"phase workload ({len(workload.plan)} conversations, {config.rate}/s for {config.duration:.0f} s)")
         stats = asyncio.run(_run_workload(workload, courier, say))
+        if runner is not None and not runner.join(timeout=max(0.0, schedule_end - (time.monotonic() - started))):
+            say("phase heal (the schedule outlasted the workload: recovering its faults now)")
     finally:
-        stop_faults.set()
-        if fault_thread is not None:
-            fault_thread.join(timeout=120)
+        # Reverts run whatever happened above, ^C included: every fault still active is recovered here.
+        if runner is not None:
+            outcome_of_schedule = runner.stop()
+            if outcome_of_schedule.cleanup_errors:
+                say(f"fault recovery problems: {outcome_of_schedule.cleanup_errors}")
+        if aggregator_before:
+            aggregator.set_config({k: aggregator_before[k] for k in experiment.aggregator if k in aggregator_before})
         api.close()
         aggregator.close()
     say("phase quiesce")
@@ -198,14 +214,27 @@ async def _run_workload(workload: Workload, courier: Any, say: Progress) -> Work
         await courier.aclose()
 
 
-def _start_schedule(
-    cluster: Cluster, history: History, experiment: Experiment, stop: threading.Event, say: Progress
-) -> threading.Thread | None:
+def _schedule(cluster: Cluster, experiment: Experiment) -> Any:
+    """The experiment's fault schedule, checked against the topology before anything runs (None: no faults)."""
     if not experiment.schedule:
         return None
-    from resilience.faults.integration import start_schedule_thread
+    from resilience.faults.schedule import GeneratorSettings, generate_schedule, parse_schedule
 
-    return start_schedule_thread(cluster.run, history, experiment.schedule, experiment.workload.seed, stop, say)
+    topology = cluster.run.topology
+    if experiment.schedule.strip() == "generate":
+        settings = GeneratorSettings(**experiment.generator)
+        return generate_schedule(topology, experiment.workload.seed, settings)
+    return parse_schedule(experiment.schedule, topology, source=f"experiment {experiment.name}")
+
+
+def _schedule_runner(cluster: Cluster, history: History, schedule: Any, say: Progress) -> Any:
+    if schedule is None:
+        return None
+    from resilience.faults.nemesis import Nemesis
+    from resilience.faults.schedule import ScheduleRunner
+
+    say(f"schedule (seed {schedule.seed}):\n{schedule.to_text()}")
+    return ScheduleRunner(Nemesis(cluster.run, history, log=say), schedule)
 
 
 def _write_results(outcome: Outcome, cluster: Cluster, history: History, started_wall: float) -> None:

@@ -92,10 +92,8 @@ def history(request: pytest.FixtureRequest) -> Iterator[History]:
 def nemesis(cluster: Cluster, history: History) -> Iterator[Any]:
     """Injects and recovers faults, recording them in `history`; whatever is still active is recovered at the end."""
     from resilience.faults.nemesis import Nemesis
-    from resilience.faults.registry import FaultRegistry
 
-    registry = FaultRegistry(cluster.run)
-    nem = Nemesis(cluster.run, history, registry)
+    nem = Nemesis(cluster.run, history)
     try:
         yield nem
     finally:

@@ -15,7 +15,7 @@ class AggregatorConfig:
     status: int = 200
     error_rate: float = 0.0
     latency_ms: int = 0
-    delivered_delay_ms: int = 500
+    delivered_delay_ms: int = 1000
 
 
 class AggregatorClient:
@@ -55,7 +55,17 @@ class AggregatorClient:
             after = batch[-1].seq
 
     def configure(self, config: AggregatorConfig) -> None:
-        self._client.post("/config", json=config.__dict__).raise_for_status()
+        self.set_config(config.__dict__)
+
+    def get_config(self) -> dict[str, Any]:
+        response = self._client.get("/config")
+        response.raise_for_status()
+        data: dict[str, Any] = response.json()
+        return data.get("config", data) if isinstance(data.get("config"), dict) else data
+
+    def set_config(self, changes: dict[str, Any]) -> None:
+        """Change how the aggregator answers (only the settings named; see docs/standin/aggregator.md)."""
+        self._client.post("/config", json=changes).raise_for_status()
 
     def clear(self) -> None:
         self._client.delete("/records").raise_for_status()

@@ -1,0 +1,1 @@
+"""Experiments share the session's `cluster` (resilience.pytest_plugin); nothing else is needed here."""

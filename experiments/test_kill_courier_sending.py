@@ -1,0 +1,25 @@
+"""Kill one courier while it is sending: replies in flight to a slow aggregator."""
+
+import pytest
+
+
+@pytest.mark.experiment(
+    name="kill-courier-sending",
+    description="the aggregator answers after 800 ms, so sends are in flight; SIGKILL courier-1 mid-send",
+    expectations=(
+        "Sends in flight on courier-1 die with it. RapidPro v9 has no in-flight list: a popped message that "
+        "was not sent stays Q until a daily cron fails it; one that was sent but whose W status write was "
+        "still in the 500 ms batch keeps status Q/W mismatch (the phone got it). Expect lost replies as a "
+        "known finding; inbound stays exactly-once."
+    ),
+    schedule="at 8 kill courier-1; recover at 20",
+    aggregator={"latency_ms": 800},
+    rate=4,
+    duration=30,
+    known={
+        "outbound.lost": "courier killed after the pop and before the send: the message stays Q (contracts, Outbound)",
+        "continuity.missing_replies": "a reply lost with the killed courier's in-flight sends",
+    },
+)
+def test_kill_courier_sending(experiment):
+    experiment.run()

@@ -1,0 +1,27 @@
+"""The nightly mixed run: a seeded random schedule of faults, one of n+1 per tier at a time."""
+
+import pytest
+
+
+@pytest.mark.experiment(
+    name="nightly-mixed",
+    description="random faults (kill, pause, restart, lb cut, toxics) drawn from the seed; blast radius bounded",
+    expectations=(
+        "Never more than one node of a service out at once, so the n+1 topology should carry on; losses that "
+        "real v9 is known for (a killed courier's popped batch, a killed mailroom's task) may appear and are "
+        "named as known findings. Same seed, same schedule: re-run with --seed to replay a failure."
+    ),
+    schedule="generate",
+    generator={"duration": 50, "kinds": ["kill", "pause", "restart", "lb-cut", "toxic"], "start_after": 5},
+    rate=4,
+    duration=55,
+    quiesce_timeout=60,
+    known={
+        "outbound.lost": "courier killed after the pop and before the send (contracts, Outbound)",
+        "inbound.unhandled": "a popped mailroom task dies with its worker (contracts, Mailroom)",
+        "continuity.missing_replies": "replies lost to the above",
+        "continuity.stuck_runs": "a contact locked by a killed mailroom worker",
+    },
+)
+def test_nightly_mixed(experiment):
+    experiment.run()
