@@ -35,9 +35,13 @@ def test_kill_indexer_archiver(experiment):
     deadline = time.monotonic() + 40
     missing = set(uuids)
     while missing and time.monotonic() < deadline:
-        for uuid in list(missing):
-            response = httpx.get(f"{search}/contacts/_doc/{uuid}", timeout=5)
-            if response.status_code == 200 and response.json().get("found", True):
-                missing.discard(uuid)
+        # The index is reached by its alias `contacts`; documents are keyed by contact id, so ask by uuid.
+        response = httpx.post(
+            f"{search}/contacts/_search",
+            json={"query": {"terms": {"uuid": sorted(missing)}}, "size": len(missing), "_source": ["uuid"]},
+            timeout=10,
+        )
+        if response.status_code == 200:
+            missing -= {hit["_source"]["uuid"] for hit in response.json()["hits"]["hits"]}
         time.sleep(1)
     assert not missing, f"{len(missing)} of {len(uuids)} contacts never reached the index after the restart"

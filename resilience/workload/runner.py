@@ -222,6 +222,8 @@ class Workload:
                 return
             if not await self._await_replies(conversation.urn, len(expect)):
                 return
+            # Step 0 (the keyword) was replaced by the API start: keep the step numbering of `sent`.
+            conversation.sent.append("")
             first = 1
         for index in range(first, len(steps)):
             step = steps[index]
