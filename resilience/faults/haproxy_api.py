@@ -72,6 +72,18 @@ class HaproxyRuntime:
             )
         return found
 
+    def make_ready(self, backend: str, server: str, assume_down: bool) -> None:
+        """Take a server out of maint. HAProxy 2.6 counts a server leaving maint as UP until a check fails
+        (one check interval; for a check that times out, `timeout check` more): for a server known to be
+        failing its checks, such as a standby behind a role check, force it down in the same request, so
+        that no client is sent to it meanwhile."""
+        line = f"set server {backend}/{server} state ready"
+        if assume_down:
+            line += f"; set server {backend}/{server} health down"
+        answer = self.command(line).strip()
+        if answer:
+            raise FaultError(f"{self.node}: `{line}`: {answer}")
+
     def set_state(self, backend: str, server: str, state: str) -> None:
         if state not in SERVER_STATES:
             raise ValueError(f"server state must be one of {SERVER_STATES}, got {state!r}")

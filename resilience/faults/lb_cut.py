@@ -26,6 +26,7 @@ class LbCutFault(BaseFault):
     backend: str
     servers: list[str] = dataclasses.field(default_factory=list)  # empty: every server (the whole tier)
     lb: str = ""  # the HAProxy node; "" = the run's first node of role lb
+    was_up: list[str] = dataclasses.field(default_factory=list)  # learned: servers UP before the cut
 
     def targets(self) -> list[str]:
         return list(self.servers)
@@ -45,16 +46,18 @@ class LbCutFault(BaseFault):
     def inject(self, run: DockerRun) -> Facts:
         self.resolve(run)
         api = HaproxyRuntime(run, self.lb)
-        known = {s.server for s in api.servers_of(self.backend)}
+        before = api.servers_of(self.backend)
+        known = {s.server for s in before}
         missing = [s for s in self.servers if s not in known]
         if missing:
             raise FaultError(
                 f"{self.lb}: backend {self.backend} has no server {', '.join(missing)}; "
                 f"it has {', '.join(sorted(known))}"
             )
+        self.was_up = [s.server for s in before if s.up and s.server in self.servers]
         for server in self.servers:
             api.set_state(self.backend, server, "maint")
-        return {"lb": self.lb, "maint": list(self.servers)}
+        return {"lb": self.lb, "maint": list(self.servers), "was_up": list(self.was_up)}
 
     def recover(self, run: DockerRun) -> Facts:
         self.resolve(run)
@@ -68,5 +71,6 @@ class LbCutFault(BaseFault):
         in_maint = {s.server for s in api.servers_of(self.backend) if s.in_maint}
         restored = [server for server in self.servers if server in in_maint]
         for server in restored:
-            api.set_state(self.backend, server, "ready")
+            # A server that was down before the cut (a standby behind a role check) must not come back UP.
+            api.make_ready(self.backend, server, assume_down=server not in self.was_up)
         return {"ready": restored}

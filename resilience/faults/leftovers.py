@@ -114,7 +114,8 @@ def _remove(run: DockerRun, item: Leftover) -> list[str]:
         return []
     if item.what == "maint":
         backend, _, server = item.detail.partition("/")
-        HaproxyRuntime(run, item.node).set_state(backend, server, "ready")
+        # Nothing says what it was before: take it back as down and let its health checks decide.
+        HaproxyRuntime(run, item.node).make_ready(backend, server, assume_down=True)
         return [f"{item.node}: {backend}/{server} ready (was in maint)"]
     if item.what == "unreadable":
         return [f"{item.node}: could not inspect: {item.detail}"]

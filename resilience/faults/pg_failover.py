@@ -95,6 +95,7 @@ class PgFailoverFault(BaseFault):
 
     method: str = "kill"
     timeout: float = 30.0  # promotion until the stable address leads to the new primary
+    standby_wait: float = 30.0  # how long to wait for a streaming standby before refusing
     rejoin_timeout: float = 180.0  # recovery: the old primary re-cloned and streaming
     primary: str = ""
     standby: str = ""
@@ -125,7 +126,9 @@ class PgFailoverFault(BaseFault):
             return next((p for p in peers if streams_from(run, p, self.primary)), None)
 
         try:
-            self.standby, _ = wait_for(f"a standby streaming from {self.primary}", streaming_standby, 30, 0.5)
+            self.standby, _ = wait_for(
+                f"a standby streaming from {self.primary}", streaming_standby, self.standby_wait, 0.5
+            )
         except FaultError as exc:
             raise FaultError(f"refusing to fail over: {exc} (promoting it would lose data)") from None
 

@@ -59,10 +59,14 @@ def sentinel_masters(run: DockerRun, master_name: str) -> dict[str, str]:
     answers = {}
     for sentinel in running_sentinels(run):
         try:
-            host, _port = _client(run, sentinel, SENTINEL_PORT).sentinel_get_master_addr_by_name(master_name)
-        except (redis.RedisError, TypeError):
+            # Raw commands: redis-py 6.4's parser of the SENTINEL replies rejects its own arguments.
+            answer = _client(run, sentinel, SENTINEL_PORT).execute_command(
+                "SENTINEL", "GET-MASTER-ADDR-BY-NAME", master_name
+            )
+        except redis.RedisError:
             continue
-        answers[sentinel] = _node_named(run, host)
+        if answer:
+            answers[sentinel] = _node_named(run, str(answer[0]))
     return answers
 
 
@@ -84,11 +88,13 @@ def replication(run: DockerRun, node: str) -> dict[str, Any]:
 def known_healthy_replicas(run: DockerRun, master_name: str) -> bool:
     """Every running Sentinel knows at least one replica that is up and linked to the master."""
     for sentinel in running_sentinels(run):
-        replicas = _client(run, sentinel, SENTINEL_PORT).sentinel_slaves(master_name)
+        answer = _client(run, sentinel, SENTINEL_PORT).execute_command("SENTINEL", "REPLICAS", master_name)
+        replicas = [dict(zip(fields[::2], fields[1::2], strict=False)) for fields in answer]
         healthy = [
             r
             for r in replicas
-            if not r.get("is_sdown") and not r.get("is_odown") and r.get("master-link-status") == "ok"
+            if not {"s_down", "o_down", "disconnected"} & set(r.get("flags", "").split(","))
+            and r.get("master-link-status") == "ok"
         ]
         if not healthy:
             return False
@@ -197,5 +203,6 @@ class RedisFailoverFault(BaseFault):
         if lb is not None:
             api = HaproxyRuntime(run, lb)
             if guarded or any(s.in_maint for s in api.servers_of(LB_BACKEND) if s.server == self.master):
-                api.set_state(LB_BACKEND, self.master, "ready")
+                # As a replica it fails HAProxy's role:master check: it must not count as UP meanwhile.
+                api.make_ready(LB_BACKEND, self.master, assume_down=current != self.master)
         return facts
