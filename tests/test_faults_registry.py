@@ -1,0 +1,162 @@
+"""The fault registry: atomic per-run file, clear errors, several writers; and crash-safe cleanup — a
+harness SIGKILLed with faults applied leaves them to `revert_leftovers`, with or without its file."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from resilience.backends.docker import DockerBackend, DockerRun
+from resilience.faults import KillFault, PauseFault, Registry, revert_leftovers
+from resilience.faults.leftovers import find_leftovers
+from resilience.faults.probes import can_connect
+from resilience.faults.registry import STATE_DIR_ENV, RegistryError, default_state_dir
+
+# -------------------------------------------------------------------------------------------- the file
+
+
+def test_register_update_release(tmp_path: Path) -> None:
+    registry = Registry("run1", tmp_path)
+    fault = KillFault(node="courier-1", id="k1")
+    registry.register(fault)
+    on_disk = json.loads((tmp_path / "run1.json").read_text())
+    assert on_disk["run_id"] == "run1"
+    assert on_disk["faults"]["k1"]["description"] == fault.describe()
+    assert on_disk["faults"]["k1"]["applied"] is False
+    fault.wait_healthy = False
+    registry.update(fault)
+    entry = registry.entries()["k1"]
+    assert entry["applied"] is True and entry["description"]["wait_healthy"] is False
+    registry.release("k1")
+    assert registry.entries() == {}
+    assert not (tmp_path / "run1.json").exists()  # nothing active: no file
+    registry.release("k1")  # releasing twice is harmless
+    assert [p.name for p in tmp_path.iterdir() if not p.name.startswith(".")] == []
+
+
+def test_an_active_id_cannot_be_registered_again(tmp_path: Path) -> None:
+    registry = Registry("run1", tmp_path)
+    registry.register(KillFault(node="courier-1", id="k1"))
+    with pytest.raises(RegistryError, match=r"k1 is still registered as active for run run1.*resilience cleanup"):
+        registry.register(KillFault(node="courier-2", id="k1"))
+
+
+def test_a_corrupt_file_is_named_with_its_line(tmp_path: Path) -> None:
+    (tmp_path / "run1.json").write_text('{"run_id": "run1",\n "faults": {oops}}')
+    with pytest.raises(RegistryError, match=r"run1\.json:2: not JSON"):
+        Registry("run1", tmp_path).entries()
+    (tmp_path / "run2.json").write_text('{"run_id": "run9", "faults": {}}')
+    with pytest.raises(RegistryError, match="belongs to run 'run9', not 'run2'"):
+        Registry("run2", tmp_path).entries()
+
+
+def test_state_dir_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv(STATE_DIR_ENV, str(tmp_path / "elsewhere"))
+    assert Registry("r").path == tmp_path / "elsewhere" / "r.json"
+    monkeypatch.delenv(STATE_DIR_ENV)
+    assert default_state_dir() == Path.home() / ".cache" / "resilience" / "faults"
+
+
+def test_several_processes_share_one_file(tmp_path: Path) -> None:
+    # Each writer registers and releases its own faults; the lock keeps every update (no lost write).
+    script = textwrap.dedent(
+        f"""
+        import sys
+        from resilience.faults import KillFault, Registry
+        registry = Registry("shared", {str(tmp_path)!r})
+        me = sys.argv[1]
+        for i in range(25):
+            registry.register(KillFault(node="courier-1", id=f"{{me}}-{{i}}"))
+        for i in range(0, 25, 2):
+            registry.release(f"{{me}}-{{i}}")
+        """
+    )
+    writers = [subprocess.Popen([sys.executable, "-c", script, f"w{n}"]) for n in range(4)]
+    assert [w.wait(timeout=60) for w in writers] == [0, 0, 0, 0]
+    kept = Registry("shared", tmp_path).entries()
+    assert sorted(kept) == sorted(f"w{n}-{i}" for n in range(4) for i in range(1, 25, 2))
+
+
+# ------------------------------------------------------------------------------------ crash and cleanup
+
+CRASHING_HARNESS = textwrap.dedent(
+    """
+    import os, signal, sys
+    from resilience.backends.docker import DockerBackend
+    from resilience.faults import LbCutFault, Nemesis, PartitionFault, PauseFault, Registry, ToxicFault
+    from resilience.history import History
+
+    run_id, state_dir = sys.argv[1], sys.argv[2]
+    run = DockerBackend().attach(run_id)
+    nemesis = Nemesis(run, History(None, run_id=run_id), Registry(run_id, state_dir))
+    nemesis.inject(PartitionFault(groups=[["sentinel-1"], ["sentinel-2"]]))
+    nemesis.inject(ToxicFault(proxy="redis", type="latency", attributes={"latency": 200}))
+    nemesis.inject(PauseFault(node="s3-1"))
+    nemesis.inject(LbCutFault(backend="postgres"))
+    print("applied", flush=True)
+    os.kill(os.getpid(), signal.SIGKILL)  # as a harness killed mid-experiment: no finally runs
+    """
+)
+
+
+@pytest.mark.docker
+@pytest.mark.parametrize("with_file", [True, False], ids=["from-the-registry", "by-scanning-the-run"])
+def test_a_killed_harness_leaves_nothing_after_cleanup(infra_run: DockerRun, tmp_path: Path, with_file: bool) -> None:
+    harness = subprocess.run(
+        [sys.executable, "-c", CRASHING_HARNESS, infra_run.run_id, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert harness.returncode == -signal.SIGKILL, harness.stderr
+    assert "applied" in harness.stdout
+    left = {x.what for x in find_leftovers(infra_run)}
+    assert left == {"iptables", "toxic", "paused", "maint"}
+    assert not can_connect(infra_run, "sentinel-1", "sentinel-2", 26379, timeout=0.5)
+    registry = Registry(infra_run.run_id, tmp_path)
+    assert len(registry.entries()) == 4
+    if not with_file:
+        registry.path.unlink()
+
+    report = revert_leftovers(DockerBackend(), infra_run.run_id, state_dir=tmp_path)
+
+    assert find_leftovers(infra_run) == [], report
+    assert registry.entries() == {}
+    assert can_connect(infra_run, "sentinel-1", "sentinel-2", 26379)
+    assert infra_run.state("s3-1") == "running"
+    if with_file:
+        assert sum(line.startswith("fault ") and "recovered" in line for line in report) == 4
+    else:
+        assert any("resumed (was paused)" in line for line in report)
+        assert any("deleted toxic redis/rs_" in line for line in report)
+        assert any("deleted iptables rule" in line for line in report)
+        assert any("postgres/" in line and "ready" in line for line in report)
+    # The standby behind the role check did not come back as UP with the cut lifted.
+    from resilience.faults.haproxy_api import HaproxyRuntime
+
+    assert sorted(s.up for s in HaproxyRuntime(infra_run, "lb-1").servers_of("postgres")) == [False, True]
+
+
+@pytest.mark.docker
+def test_a_fault_that_cannot_be_recovered_stays_registered(infra_run: DockerRun, tmp_path: Path) -> None:
+    registry = Registry(infra_run.run_id, tmp_path)
+    registry.register(PauseFault(node="ghost-1", id="ghost"))
+    report = revert_leftovers(DockerBackend(), infra_run.run_id, state_dir=tmp_path)
+    assert any(line.startswith("fault ghost: recovery failed, kept registered") for line in report), report
+    assert list(registry.entries()) == ["ghost"]
+    registry.discard()
+
+
+@pytest.mark.docker
+def test_cleanup_of_a_run_that_is_gone_forgets_its_faults(tmp_path: Path) -> None:
+    registry = Registry("0000000000gone", tmp_path)
+    registry.register(KillFault(node="courier-1"))
+    report = revert_leftovers(DockerBackend(), "0000000000gone", state_dir=tmp_path)
+    assert len(report) == 1 and "run 0000000000gone is gone" in report[0]
+    assert registry.entries() == {}
