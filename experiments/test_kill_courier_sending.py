@@ -17,6 +17,10 @@ import pytest
     rate=4,
     duration=30,
     known={
+        "inbound.unhandled": (
+            "courier killed between its insert and the handler-task push: the MO stays P "
+            "(contracts, Inbound: 'the mailroom task is not guaranteed')"
+        ),
         "outbound.lost": "courier killed after the pop and before the send: the message stays Q (contracts, Outbound)",
         "continuity.missing_replies": "a reply lost with the killed courier's in-flight sends",
     },

@@ -106,25 +106,35 @@ class Cluster:
                     total += int(client.zcard(key))
         return total
 
-    def quiesce(self, urns: Iterable[str], timeout: float = 60.0, settle: float = 2.0) -> Quiescence:
-        """Wait (bounded) until no MO is pending, no reply is queued and the queues are empty, stably."""
+    def quiesce(self, urns: Iterable[str], timeout: float = 60.0, settle: float = 3.0) -> Quiescence:
+        """Wait (bounded) until RapidPro has nothing left to do for these contacts: its queues are empty and
+        the backlog of pending MOs / queued replies has stopped changing for `settle` seconds.
+
+        A backlog that stays while every queue is empty is what RapidPro left behind (e.g. an MO whose
+        handler task was lost stays P): quiescent, and the checkers judge it. Only a system still
+        working when the bound expires is not quiescent.
+        """
         urns = list(urns)
         reader = self.db()
         started = time.monotonic()
         stable_since: float | None = None
+        last: tuple[int, int] | None = None
         pending_in = pending_out = queued = -1
         while True:
             try:
                 backlog = reader.backlog(urns)
                 pending_in, pending_out = backlog.pending_in, backlog.pending_out
                 queued = self.queued_tasks()
-                empty = backlog.empty and queued == 0
+                idle = queued == 0 and (pending_in, pending_out) == last
+                last = (pending_in, pending_out)
             except Exception:  # the database or Redis may still be recovering: keep waiting, bounded
-                empty = False
+                idle, last = False, None
             now = time.monotonic()
-            if empty:
+            if idle:
                 stable_since = stable_since or now
-                if now - stable_since >= settle:
+                # A drained backlog settles quickly; a stuck one must hold still a while longer to be sure.
+                needed = settle if pending_in == pending_out == 0 else settle * 3
+                if now - stable_since >= needed:
                     return Quiescence(True, now - started, pending_in, pending_out, queued)
             else:
                 stable_since = None
