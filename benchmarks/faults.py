@@ -31,7 +31,7 @@ import redis
 
 from resilience.backends.docker import DockerBackend, DockerRun
 from resilience.faults import Nemesis, Registry
-from resilience.faults.base import BaseFault, FaultError, wait_for
+from resilience.faults.base import BaseFault, FaultError, new_fault_id, wait_for
 from resilience.faults.pg_failover import current_primary
 from resilience.faults.redis_failover import agreed_master
 from resilience.faults.schedule import parse_schedule
@@ -167,15 +167,14 @@ def redis_ping_fails(run: DockerRun, node: str, port: int, timeout: float = 0.2)
 
 
 def slow_ping(run: DockerRun, node: str, port: int, seconds: float) -> Check:
+    """One open connection (toxics reach open connections): a PING is one round trip, where a new
+    connection would add redis-py's own handshake commands, each delayed too."""
     host, host_port = run.endpoint(node, port)
+    client = redis.Redis(host=host, port=host_port, socket_timeout=2)
 
     def check() -> bool:
         started = time.monotonic()
-        client = redis.Redis(host=host, port=host_port, socket_timeout=2)
-        try:
-            client.ping()
-        finally:
-            client.close()
+        client.ping()
         return time.monotonic() - started >= seconds
 
     return check
@@ -277,21 +276,23 @@ class Sample:
     inject: float
     recover: float
     gone: float | None
+    facts: dict[str, float]  # the fault's own timings (e.g. lb_follows_after_s)
 
 
 def measure(run: DockerRun, nemesis: Nemesis, case: Case) -> Sample:
     fault: BaseFault = parse_schedule(f"at 0 {case.fault}", run.topology).faults()[0]
+    fault.id = new_fault_id(fault.kind)  # one id per fault window in the history
     watcher = case.watcher(run)
     with watcher.running():
         time.sleep(0.3)
         started = time.monotonic()
-        nemesis.inject(fault)
+        facts = nemesis.inject(fault)
         injected = time.monotonic()
         with suppress(FaultError):  # reported as "not observed"
             wait_for(f"{case.label} observed", lambda: watcher.first(True, started) is not None, 30, POLL_S)
         time.sleep(case.hold)
         recovering = time.monotonic()
-        nemesis.recover(fault)
+        facts.update(nemesis.recover(fault))
         recovered = time.monotonic()
         if case.gone:
             with suppress(FaultError):
@@ -303,6 +304,7 @@ def measure(run: DockerRun, nemesis: Nemesis, case: Case) -> Sample:
         inject=injected - started,
         recover=recovered - recovering,
         gone=None if gone_at is None else gone_at - recovering,
+        facts={k: float(v) for k, v in facts.items() if k.endswith("_after_s") and isinstance(v, int | float)},
     )
 
 
@@ -335,8 +337,12 @@ def main() -> int:
         with tempfile.TemporaryDirectory() as state:
             nemesis = Nemesis(run, History(None, run_id=run.run_id), Registry(run.run_id, state))
             rows = []
+            timings: list[tuple[str, str, str]] = []
             for case in cases:
                 samples = [measure(run, nemesis, case) for _ in range(args.repeat)]
+                if not case.gone:
+                    for name in samples[0].facts:
+                        timings.append((case.label, name, _cell([s.facts.get(name) for s in samples])))
                 rows.append(
                     (
                         case.label,
@@ -355,6 +361,10 @@ def main() -> int:
     print(f"{args.repeat} repetitions each; times from the nemesis call, polled every {POLL_S * 1000:.0f} ms")
     for row in [head, tuple("-" * w for w in widths), *rows]:
         print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)))
+    if timings:
+        print("\nthe failovers' own timings (from their kill or cut; median / max s)")
+        for label, name, cell in timings:
+            print(f"  {label:<26} {name:<32} {cell}")
     return 0
 
 

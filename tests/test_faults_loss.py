@@ -14,7 +14,7 @@ from resilience.faults.probes import successful_connects
 from resilience.history import History
 
 pytestmark = pytest.mark.docker
-TARGET, PORT, ATTEMPTS = "s3-1", 9000, 60
+TARGET, PORT, ATTEMPTS = "s3-1", 9000, 40
 
 
 @pytest.fixture
@@ -25,10 +25,10 @@ def nemesis(infra_run: DockerRun, tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 
 def test_random_loss_fails_some_connects(infra_run: DockerRun, nemesis: Nemesis) -> None:
     # p = 0.5 each way: a connect needs its SYN in and its SYN-ACK out (retransmits come after 1 s, past
-    # the 0.3 s timeout), so about 1 in 4 succeeds. 60 tries make a result outside 3..45 vanishingly rare.
+    # the 0.15 s timeout), so about 1 in 4 succeeds: 10 of 40 expected; 0 or over 30 has odds below 1e-5.
     with nemesis.applied(PacketLossFault(node=TARGET, probability=0.5)):
-        succeeded = successful_connects(infra_run, "sentinel-1", TARGET, PORT, ATTEMPTS, timeout=0.3)
-        assert 3 <= succeeded <= 45, succeeded
+        succeeded = successful_connects(infra_run, "sentinel-1", TARGET, PORT, ATTEMPTS, timeout=0.15)
+        assert 1 <= succeeded <= 30, succeeded
     assert successful_connects(infra_run, "sentinel-1", TARGET, PORT, 20, timeout=1.0) == 20
     assert find_leftovers(infra_run) == []
 

@@ -133,3 +133,12 @@ def test_applied_recovers_after_an_inject_that_raised(nemesis: Nemesis) -> None:
     with pytest.raises(FaultError), nemesis.applied(fault):
         pytest.fail("the body must not run when the inject raised")
     assert [(t, f) for _, t, f, _ in _records(nemesis)][-2:] == [("invoke", "recover"), ("ok", "recover")]
+
+
+def test_an_id_is_used_once_per_history(nemesis: Nemesis) -> None:
+    fault = _probe(nemesis, id="p7")
+    with nemesis.applied(fault):
+        pass
+    with pytest.raises(FaultError, match="fault id p7 was already used in this history"):
+        nemesis.inject(_probe(nemesis, id="p7"))
+    assert len(_records(nemesis)) == 4  # the refused one left no record

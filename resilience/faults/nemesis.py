@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from resilience.faults.base import BaseFault, Facts, Fault
+from resilience.faults.base import BaseFault, Facts, Fault, FaultError
 from resilience.faults.registry import Registry
 from resilience.history import INFO, NEMESIS, OK, History
 
@@ -38,6 +38,7 @@ class Nemesis:
         self.registry = registry if registry is not None else Registry(run.run_id)
         self.log = log or (lambda _line: None)
         self._active: dict[str, Fault] = {}
+        self._used_ids: set[str] = set()
         self._lock = threading.Lock()
 
     def _value(self, fault: Fault, with_parameters: bool) -> dict[str, Any]:
@@ -50,6 +51,11 @@ class Nemesis:
     def inject(self, fault: Fault) -> Facts:
         """Apply `fault`. Raises what the fault raised, after recording it; the fault then stays active
         (registered, and recovered by recover_all) because it may have taken effect in part."""
+        with self._lock:
+            if fault.id in self._used_ids:
+                # The checkers pair inject and recover by id: one id, one fault window per history.
+                raise FaultError(f"fault id {fault.id} was already used in this history; give each fault its own id")
+            self._used_ids.add(fault.id)
         try:
             if isinstance(fault, BaseFault):
                 fault.resolve(self.run)

@@ -12,7 +12,7 @@ import dataclasses
 from collections import Counter
 from typing import TYPE_CHECKING
 
-from resilience.faults.base import BaseFault, Facts, FaultSpecError, expand_nodes, unknown_nodes
+from resilience.faults.base import BaseFault, Facts, FaultSpecError, expand_nodes
 from resilience.faults.netfilter import add_rule, address_of, remove_fault_rules
 
 if TYPE_CHECKING:
@@ -45,9 +45,6 @@ class PartitionFault(BaseFault):
     def footprint(self, topology: Topology) -> Counter[str]:
         # By convention the first group is the side that is cut off (the minority).
         return Counter(topology.node(node).service for node in self.groups[0])
-
-    def check_topology(self, topology: Topology) -> list[str]:
-        return unknown_nodes(topology, self.targets())
 
     def cuts(self) -> list[tuple[list[str], list[str]]]:
         """(sources, receivers): the receivers drop what the sources send them."""

@@ -5,7 +5,8 @@ only every 10 s: killing the master before that leaves nothing to promote); kill
 until a majority of Sentinels name another master and HAProxy's :6379 (which checks `role:master`)
 leads to it.
 
-Recover: start the old master; Sentinel turns it into a replica of the new one (~10 s). It boots as
+Recover: start the old master; Sentinel turns it into a replica of the new one (~10 s), and recovery
+lasts until every Sentinel knows it as a healthy replica (so that the next loss can fail over). It boots as
 an empty master from its original config, and HAProxy's role check would route clients to it until
 Sentinel demotes it, so with `guard` (the default) its HAProxy server is held in maint until it is
 a replica with its link up. Done when it is.
@@ -198,6 +199,15 @@ class RedisFailoverFault(BaseFault):
 
             _, seconds = wait_for(f"{self.master} a replica of {current}", demoted, self.rejoin_timeout, 0.25)
             facts.update(rejoined_as="replica", rejoin_after_s=round(seconds, 3))
+            # Healed means able to survive the next loss: Sentinel must know the replica's link is up
+            # (it refreshes INFO every 10 s), or it has nothing it will promote.
+            _, seconds = wait_for(
+                f"Sentinels knowing {self.master} as a healthy replica",
+                lambda: known_healthy_replicas(run, self.master_name),
+                self.rejoin_timeout,
+                0.5,
+            )
+            facts["sentinels_know_replica_after_s"] = round(seconds, 3)
         else:
             facts["rejoined_as"] = "master"
         if lb is not None:
