@@ -17,6 +17,15 @@ import pytest
     duration=55,
     quiesce_timeout=60,
     known={
+        "logs.traceback": (
+            "a Celery cron that runs during the database outage fails with a connection error and logs it, "
+            "as RapidPro's Celery does; its next run succeeds"
+        ),
+        "logs.fatal": "PostgreSQL logs FATAL for every client connection the failover cuts",
+        "logs.duplicate_key": (
+            "a contact-URN get-or-create retried after its first transaction failed mid-failover hits the "
+            "unique (identity, org) constraint and is handled"
+        ),
         "outbound.lost": "courier killed after the pop and before the send (contracts, Outbound)",
         "inbound.unhandled": "a popped mailroom task dies with its worker (contracts, Mailroom)",
         "continuity.missing_replies": "replies lost to the above",

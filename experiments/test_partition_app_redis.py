@@ -17,6 +17,15 @@ import pytest
     duration=30,
     quiesce_timeout=60,
     known={
+        "logs.traceback": (
+            "a Celery cron that runs during the database outage fails with a connection error and logs it, "
+            "as RapidPro's Celery does; its next run succeeds"
+        ),
+        "logs.fatal": "PostgreSQL logs FATAL for every client connection the failover cuts",
+        "logs.duplicate_key": (
+            "a contact-URN get-or-create retried after its first transaction failed mid-failover hits the "
+            "unique (identity, org) constraint and is handled"
+        ),
         "inbound.unhandled": "a failed Redis push is only logged: the message stays P (contracts, Inbound)",
         "outbound.lost": "the reply of an MO whose handler task never reached Redis",
         "continuity.missing_replies": "a conversation whose task never reached Redis",

@@ -16,6 +16,15 @@ import pytest
     rate=4,
     duration=35,
     known={
+        "logs.traceback": (
+            "a Celery cron that runs during the database outage fails with a connection error and logs it, "
+            "as RapidPro's Celery does; its next run succeeds"
+        ),
+        "logs.fatal": "PostgreSQL logs FATAL for every client connection the failover cuts",
+        "logs.duplicate_key": (
+            "a contact-URN get-or-create retried after its first transaction failed mid-failover hits the "
+            "unique (identity, org) constraint and is handled"
+        ),
         "inbound.lost": "async replication: a commit not yet streamed to the standby is lost at failover",
         "availability.rpo_lost": "async replication loses what the standby had not received",
     },

@@ -35,11 +35,25 @@ def synchronous(cluster):
     duration=35,
     quiesce_timeout=150,
     known={
+        "logs.traceback": (
+            "a Celery cron that runs during the database outage fails with a connection error and logs it, "
+            "as RapidPro's Celery does; its next run succeeds"
+        ),
+        "logs.fatal": "PostgreSQL logs FATAL for every client connection the failover cuts",
+        "logs.duplicate_key": (
+            "a contact-URN get-or-create retried after its first transaction failed mid-failover hits the "
+            "unique (identity, org) constraint and is handled"
+        ),
         "inbound.duplicated": (
             "a synchronous commit cancelled by the failover is already committed locally; courier sees an error, "
             "spools the message and replays it: no unique constraint on msgs_msg.uuid (contracts, Inbound: Spool)"
         ),
         "inbound.duplicate_rows": "the same replayed spool entry, counted per row",
+        "inbound.unhandled": (
+            "courier stored the MO but its handler task push came while writes stalled; it stays P until "
+            "retry_msgs (contracts, Inbound: 'the mailroom task is not guaranteed')"
+        ),
+        "outbound.lost": "the reply of an MO left P",
     },
 )
 def test_pg_failover_sync(experiment, synchronous):

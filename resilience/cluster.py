@@ -106,9 +106,21 @@ class Cluster:
                     total += int(client.zcard(key))
         return total
 
+    def spooled_msgs(self) -> int:
+        """Messages courier accepted into its local spool (DB down) and has not flushed yet: owed, not lost."""
+        total = 0
+        for node in self.run.nodes_of(Role.COURIER.value):
+            spool = self.run.topology.services[self.run.topology.node(node).service].env.get(
+                "COURIER_SPOOL_DIR", "/var/spool/courier"
+            )
+            rc, out = self.run.exec(node, ["sh", "-c", f"ls {spool}/msgs 2>/dev/null | wc -l"])
+            if rc == 0 and out.strip().isdigit():
+                total += int(out.strip())
+        return total
+
     def quiesce(self, urns: Iterable[str], timeout: float = 60.0, settle: float = 3.0) -> Quiescence:
-        """Wait (bounded) until RapidPro has nothing left to do for these contacts: its queues are empty and
-        the backlog of pending MOs / queued replies has stopped changing for `settle` seconds.
+        """Wait (bounded) until RapidPro has nothing left to do for these contacts: its queues and courier's
+        spools are empty and the backlog of pending MOs / queued replies has stopped changing for `settle` seconds.
 
         A backlog that stays while every queue is empty is what RapidPro left behind (e.g. an MO whose
         handler task was lost stays P): quiescent, and the checkers judge it. Only a system still
@@ -124,7 +136,7 @@ class Cluster:
             try:
                 backlog = reader.backlog(urns)
                 pending_in, pending_out = backlog.pending_in, backlog.pending_out
-                queued = self.queued_tasks()
+                queued = self.queued_tasks() + self.spooled_msgs()
                 idle = queued == 0 and (pending_in, pending_out) == last
                 last = (pending_in, pending_out)
             except Exception:  # the database or Redis may still be recovering: keep waiting, bounded
