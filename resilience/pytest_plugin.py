@@ -211,7 +211,16 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         return
     terminalreporter.section("resilience verdicts")
     for outcome in outcomes:
-        mark = "as expected" if outcome.as_expected else f"UNEXPECTED ({', '.join(outcome.unmet)})"
+        unknown = [r.name for r in outcome.results if r.name in outcome.unmet and r.valid is Validity.UNKNOWN]
+        unexpected = [name for name in outcome.unmet if name not in unknown]
+        if unexpected:
+            mark = f"UNEXPECTED ({', '.join(unexpected)})"
+        elif unknown:
+            mark = f"unknown ({', '.join(unknown)})"
+        elif outcome.merged is Validity.FALSE:
+            mark = "known v9 findings only"
+        else:
+            mark = "as expected"
         terminalreporter.write_line(
             f"{outcome.experiment.name:<28} {outcome.merged.value:<8} {mark:<30} {outcome.run_dir}"
         )
