@@ -92,7 +92,23 @@ def _down(args: argparse.Namespace) -> int:
 
 
 def _cleanup(args: argparse.Namespace) -> int:
+    from resilience.faults.registry import revert_leftovers
+
     backend = DockerBackend()
+    if args.faults:
+        # Keep the runs, revert what a killed harness left in them (rules, toxics, paused nodes, cuts).
+        targets = [args.run] if args.run else [r.run_id for r in backend.runs()]
+        for run_id in targets:
+            for line in revert_leftovers(backend, run_id, log=print):
+                print(f"  {run_id}: {line}")
+        print(f"reverted leftover faults of {len(targets)} run(s)")
+        return 0
+    if args.orphans:
+        candidates = [r.run_id for r in backend.runs() if r.orphaned]
+    else:
+        candidates = [args.run] if args.run else [r.run_id for r in backend.runs()]
+    for run_id in candidates:
+        revert_leftovers(backend, run_id)  # also forgets the run's fault registry
     reaped = backend.reap_orphans() if args.orphans else backend.cleanup(args.run)
     print(f"cleaned up {len(reaped)} run(s){': ' + ', '.join(reaped) if reaped else ''}")
     return 0
@@ -124,4 +140,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     cleanup = sub.add_parser("cleanup", help="remove every run carrying our label (or one run, or orphans only)")
     cleanup.add_argument("--run")
     cleanup.add_argument("--orphans", action="store_true", help="only runs whose owner process is gone")
+    cleanup.add_argument(
+        "--faults", action="store_true", help="keep the runs; only revert the faults a killed harness left in them"
+    )
     cleanup.set_defaults(func=_cleanup)

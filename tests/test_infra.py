@@ -34,6 +34,24 @@ def test_every_infra_node_is_healthy(infra_run: DockerRun) -> None:
     assert [r for r in rows if not r.healthy] == []
 
 
+def test_inside_the_nodes_with_testinfra(infra_run: DockerRun) -> None:
+    """In-node assertions through pytest-testinfra's docker:// backend: processes, sockets, files."""
+    import testinfra
+
+    primary = testinfra.get_host(f"docker://{infra_run.container_name('postgres-1')}")
+    postmaster = primary.process.filter(comm="postgres")
+    assert postmaster and {p.user for p in postmaster} == {"postgres"}
+    assert primary.socket("tcp://0.0.0.0:5432").is_listening
+    assert primary.file("/var/lib/postgresql/data/conf.d/resilience.conf").contains("wal_level = replica")
+    standby = testinfra.get_host(f"docker://{infra_run.container_name('postgres-2')}")
+    assert standby.file("/var/lib/postgresql/data/standby.signal").exists
+    sentinel = testinfra.get_host(f"docker://{infra_run.container_name('sentinel-1')}")
+    # Sentinel rewrites its configuration: it must be writable, and it has learned the replica.
+    assert sentinel.file("/etc/redis/sentinel.conf").contains("known-replica")
+    # Docker's init is PID 1 everywhere, so a SIGKILLed child is reaped, never left a zombie.
+    assert "docker-init" in primary.check_output("cat /proc/1/comm") or primary.process.get(pid=1).comm == "docker-init"
+
+
 def test_a_write_through_the_stable_address_is_readable_on_the_standby(infra_run: DockerRun) -> None:
     marker = uuid.uuid4().hex
     with _pg(infra_run, "lb-1") as conn:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import docker
 import docker.errors
+import docker.models.networks
 from docker.models.containers import Container
 
 from resilience import images
@@ -455,11 +456,17 @@ class DockerBackend:
         containers = self.client.containers.list(all=True, filters=selector)
         with ThreadPoolExecutor(max_workers=8) as pool:
             list(pool.map(_remove_container, containers))
-        for network in self.client.networks.list(filters=selector):
-            network.remove()
+        stuck = [n.name for n in self.client.networks.list(filters=selector) if not _remove_network(n)]
         for volume in self.client.volumes.list(filters=selector):
-            volume.remove(force=True)
+            try:
+                volume.remove(force=True)
+            except docker.errors.APIError as exc:
+                log(f"run {run_id}: volume {volume.name} not removed: {exc.explanation or exc}")
         log(f"run {run_id}: removed {len(containers)} containers")
+        if stuck:
+            # Docker 20.10 can keep a stale endpoint count on a network with nothing attached (moby#17217);
+            # only a daemon restart clears it. It holds no container and no traffic: say so and go on.
+            log(f"run {run_id}: Docker refused to remove network {', '.join(stuck)} (stale endpoints, moby#17217)")
 
     def reap_orphans(self, log: Log = print) -> list[str]:
         """Remove runs whose owner process is gone and that were not kept on purpose."""
@@ -477,6 +484,25 @@ class DockerBackend:
         for target in targets:
             self.down(target, log=log)
         return targets
+
+
+def _remove_network(network: docker.models.networks.Network, attempts: int = 3) -> bool:
+    """Remove a run's network, detaching whatever Docker still lists on it; False if Docker refuses."""
+    for attempt in range(attempts):
+        try:
+            network.remove()
+            return True
+        except docker.errors.NotFound:
+            return True
+        except docker.errors.APIError:
+            try:
+                network.reload()
+                for endpoint in (network.attrs.get("Containers") or {}):
+                    network.disconnect(endpoint, force=True)
+            except docker.errors.APIError:
+                pass
+            time.sleep(0.5 * (attempt + 1))
+    return False
 
 
 def _remove_container(container: Container) -> None:
