@@ -185,7 +185,12 @@ def run_experiment(
         if runner is not None:
             runner.start()
         say(f"phase workload ({len(workload.plan)} conversations, {config.rate}/s for {config.duration:.0f} s)")
-        stats = asyncio.run(_run_workload(workload, courier, say))
+        def active_faults() -> list[str]:
+            if runner is None:
+                return []
+            return [f"{f.kind} {' '.join(f.targets())}" for f in runner.nemesis.active()]
+
+        stats = asyncio.run(_run_workload(workload, courier, say, active_faults))
         if runner is not None and not runner.join(timeout=max(0.0, schedule_end - (time.monotonic() - started))):
             say("phase heal (the schedule outlasted the workload: recovering its faults now)")
     finally:
@@ -219,16 +224,21 @@ def run_experiment(
     return outcome
 
 
-async def _run_workload(workload: Workload, courier: Any, say: Progress) -> WorkloadStats:
+async def _run_workload(
+    workload: Workload, courier: Any, say: Progress, active_faults: Callable[[], list[str]]
+) -> WorkloadStats:
     last = [0.0]
+    started = time.monotonic()
 
     def tick(stats: WorkloadStats) -> None:
         now = time.monotonic()
         if now - last[0] >= 5:
             last[0] = now
+            faults = ", ".join(active_faults()) or "none"
             say(
-                f"workload: {stats.mo_ok} ok, {stats.mo_fail} fail, {stats.mo_info} info, "
-                f"{stats.completed}/{stats.conversations} conversations done"
+                f"[{now - started:5.0f} s] workload | ops {stats.mo_ok + stats.mo_fail + stats.mo_info} "
+                f"| errors {stats.mo_fail + stats.mo_info} | done {stats.completed}/{stats.conversations} "
+                f"| faults: {faults}"
             )
 
     try:
