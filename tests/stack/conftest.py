@@ -10,6 +10,18 @@ from stack_support import Database, Phone
 
 from resilience.cluster import Cluster
 
+OUTAGE = "outage"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", f"{OUTAGE}: cuts a dependency of the shared cluster; runs after the others")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # Tests that cut Postgres run last: an after-effect of an outage (a pool still reconnecting) must not
+    # slow a conversation test that happens to follow it.
+    items.sort(key=lambda item: item.get_closest_marker(OUTAGE) is not None)
+
 
 @pytest.fixture(scope="session")
 def reports_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
