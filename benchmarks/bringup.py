@@ -26,8 +26,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-import docker
-
 from resilience import images
 from resilience.backends.docker import DockerBackend, DockerRun
 from resilience.cluster import DEFAULT_TOPOLOGY
@@ -60,8 +58,8 @@ def _memory_of(container: Any) -> tuple[float, float]:
     return usage - cache, rss
 
 
-def memory(client: docker.DockerClient, run: DockerRun) -> Memory:
-    containers = client.containers.list(filters={"label": f"resilience.run={run.run_id}"})
+def memory(backend: DockerBackend, run: DockerRun) -> Memory:
+    containers = backend.client.containers.list(filters={"label": f"resilience.run={run.run_id}"})
     with ThreadPoolExecutor(max_workers=8) as pool:
         samples = list(pool.map(_memory_of, containers))
     return Memory(
@@ -72,34 +70,22 @@ def memory(client: docker.DockerClient, run: DockerRun) -> Memory:
 
 
 def remove_run(backend: DockerBackend, run_id: str, say: Callable[[str], None]) -> float:
-    """`down`, timed. Docker 20.10 sometimes keeps a stale endpoint on a network whose containers are gone
-    ("has active endpoints", moby#17217) and `down` stops there: then the run's volumes are removed here and
-    the empty network is reported, since only a daemon restart clears it."""
+    """`down`, timed; what it could not remove it says (Docker 20.10 may keep an empty network, moby#17217)."""
     started = time.monotonic()
-    try:
-        backend.down(run_id, log=lambda _m: None)
-    except docker.errors.APIError as exc:
-        say(f"down of run {run_id} failed: {exc.explanation or exc}")
-        selector = {"label": f"resilience.run={run_id}"}
-        for volume in backend.client.volumes.list(filters=selector):
-            volume.remove(force=True)
-        left = [n.name for n in backend.client.networks.list(filters=selector)]
-        if left:
-            say(f"left behind (empty, labelled resilience.run={run_id}): network {', '.join(left)}")
+    backend.down(run_id, log=lambda message: say(message) if "not removed" in message or "refused" in message else None)
     return time.monotonic() - started
 
 
 def up_and_down(backend: DockerBackend, topology: Topology, label: str, say: Callable[[str], None]) -> dict[str, Any]:
     say(f"{label}: up ({len(topology.nodes())} nodes)")
-    run: DockerRun | None = None
+    # `up` removes what it created when it fails; from here on the run is ours to remove.
+    run, up_s = timed(lambda: backend.up(topology, log=lambda _m: None))
     try:
-        run, up_s = timed(lambda: backend.up(topology, log=lambda _m: None))
-        weight = memory(backend.client, run)
+        weight = memory(backend, run)
         say(f"{label}: healthy in {up_s:.1f} s; {weight.usage_mib:.0f} MiB used, {weight.rss_mib:.0f} MiB RSS")
     finally:
-        if run is not None:
-            down_s = remove_run(backend, run.run_id, say)
-            say(f"{label}: removed in {down_s:.1f} s")
+        down_s = remove_run(backend, run.run_id, say)
+        say(f"{label}: removed in {down_s:.1f} s")
     return {
         "nodes": len(topology.nodes()),
         "up_to_healthy_s": round(up_s, 2),
