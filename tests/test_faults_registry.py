@@ -88,12 +88,14 @@ def test_several_processes_share_one_file(tmp_path: Path) -> None:
 CRASHING_HARNESS = textwrap.dedent(
     """
     import os, signal, sys
-    from resilience.backends.docker import DockerBackend
+    import docker
+    from resilience.backends.docker import DockerRun
     from resilience.faults import LbCutFault, Nemesis, PartitionFault, PauseFault, Registry, ToxicFault
     from resilience.history import History
+    from resilience.topology import load_topology
 
-    run_id, state_dir = sys.argv[1], sys.argv[2]
-    run = DockerBackend().attach(run_id)
+    run_id, state_dir, topology = sys.argv[1], sys.argv[2], sys.argv[3]
+    run = DockerRun(docker.from_env(), run_id, load_topology(topology).select(["infra"]))
     nemesis = Nemesis(run, History(None, run_id=run_id), Registry(run_id, state_dir))
     nemesis.inject(PartitionFault(groups=[["sentinel-1"], ["sentinel-2"]]))
     nemesis.inject(ToxicFault(proxy="redis", type="latency", attributes={"latency": 200}))
@@ -109,7 +111,7 @@ CRASHING_HARNESS = textwrap.dedent(
 @pytest.mark.parametrize("with_file", [True, False], ids=["from-the-registry", "by-scanning-the-run"])
 def test_a_killed_harness_leaves_nothing_after_cleanup(infra_run: DockerRun, tmp_path: Path, with_file: bool) -> None:
     harness = subprocess.run(
-        [sys.executable, "-c", CRASHING_HARNESS, infra_run.run_id, str(tmp_path)],
+        [sys.executable, "-c", CRASHING_HARNESS, infra_run.run_id, str(tmp_path), str(infra_run.topology.path)],
         capture_output=True,
         text=True,
         timeout=120,

@@ -5,6 +5,7 @@ from resilience.faults.base import FAULT_KINDS, BaseFault, Fault, FaultError, Fa
 from resilience.faults.isolate import IsolateFault
 from resilience.faults.kill import KillFault
 from resilience.faults.lb_cut import LbCutFault
+from resilience.faults.leftovers import find_leftovers
 from resilience.faults.loss import PacketLossFault
 from resilience.faults.nemesis import Nemesis
 from resilience.faults.partition import PartitionFault
@@ -14,6 +15,15 @@ from resilience.faults.redis_failover import RedisFailoverFault
 from resilience.faults.registry import Registry, revert_leftovers
 from resilience.faults.restart import RestartFault
 from resilience.faults.rolling_restart import RollingRestartFault
+from resilience.faults.schedule import (
+    GeneratorSettings,
+    Schedule,
+    ScheduleError,
+    ScheduleRunner,
+    generate_schedule,
+    parse_schedule,
+    run_schedule,
+)
 from resilience.faults.search_loss import SearchLossFault
 from resilience.faults.stop import StopFault
 from resilience.faults.toxic import ToxicFault
@@ -24,6 +34,7 @@ __all__ = [
     "Fault",
     "FaultError",
     "FaultSpecError",
+    "GeneratorSettings",
     "IsolateFault",
     "KillFault",
     "LbCutFault",
@@ -36,9 +47,16 @@ __all__ = [
     "Registry",
     "RestartFault",
     "RollingRestartFault",
+    "Schedule",
+    "ScheduleError",
+    "ScheduleRunner",
     "SearchLossFault",
     "StopFault",
     "ToxicFault",
     "fault_from_description",
+    "find_leftovers",
+    "generate_schedule",
+    "parse_schedule",
     "revert_leftovers",
+    "run_schedule",
 ]

@@ -19,7 +19,15 @@ from typing import TYPE_CHECKING
 
 import psycopg
 
-from resilience.faults.base import BaseFault, Facts, FaultError, FaultSpecError, nodes_with_role, wait_for
+from resilience.faults.base import (
+    BaseFault,
+    Facts,
+    FaultError,
+    FaultSpecError,
+    nodes_with_role,
+    start_node,
+    wait_for,
+)
 from resilience.faults.haproxy_api import HaproxyRuntime
 from resilience.faults.netfilter import add_rule, has_namespace, remove_fault_rules
 
@@ -166,7 +174,7 @@ class PgFailoverFault(BaseFault):
             else:
                 remove_fault_rules(run, [self.primary], self.id)
         if run.state(self.primary) not in ("running", "paused"):
-            run.start(self.primary)
+            start_node(run, self.primary)
         if promoted:
             _, seconds = wait_for(
                 f"{self.primary} streaming from {self.standby}",

@@ -12,7 +12,7 @@ import time
 from collections import Counter
 from typing import TYPE_CHECKING
 
-from resilience.faults.base import BaseFault, Facts, FaultError, FaultSpecError, bring_back
+from resilience.faults.base import BaseFault, Facts, FaultError, FaultSpecError, bring_back, restart_node
 
 if TYPE_CHECKING:
     from resilience.backends.docker import DockerRun
@@ -57,7 +57,7 @@ class RollingRestartFault(BaseFault):
         for position, node in enumerate(self.nodes):
             if position and self.settle:
                 time.sleep(self.settle)
-            run.restart(node, timeout=self.timeout)
+            restart_node(run, node, self.timeout)
             healthy_after[node] = round(run.wait_healthy(node, timeout=self.health_timeout), 3)
         return {"order": list(self.nodes), "healthy_after_s": healthy_after}
 
