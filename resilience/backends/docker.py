@@ -272,7 +272,7 @@ class DockerBackend:
     # -- discovery ------------------------------------------------------------------------------------
     def runs(self) -> list[RunInfo]:
         by_run: dict[str, list[Container]] = {}
-        for container in self.client.containers.list(all=True, filters={"label": labels.RUN}):
+        for container in self.client.containers.list(all=True, filters={"label": labels.RUN}, ignore_removed=True):
             by_run.setdefault(container.labels[labels.RUN], []).append(container)
         for network in self.client.networks.list(filters={"label": labels.RUN}):
             by_run.setdefault(network.attrs["Labels"][labels.RUN], [])
@@ -453,7 +453,7 @@ class DockerBackend:
     def down(self, run_id: str, log: Log = print) -> None:
         """Remove every container, network and volume labelled with this run id."""
         selector = {"label": f"{labels.RUN}={run_id}"}
-        containers = self.client.containers.list(all=True, filters=selector)
+        containers = self.client.containers.list(all=True, filters=selector, ignore_removed=True)
         with ThreadPoolExecutor(max_workers=8) as pool:
             list(pool.map(_remove_container, containers))
         stuck = [n.name for n in self.client.networks.list(filters=selector) if not _remove_network(n)]
@@ -525,7 +525,7 @@ def _split_volume(spec: str) -> tuple[str, str, str]:
 def iter_labelled(client: docker.DockerClient, run_id: str) -> Iterator[str]:
     """Names of everything that carries this run's label (for tests asserting nothing is left)."""
     selector = {"label": f"{labels.RUN}={run_id}"}
-    for container in client.containers.list(all=True, filters=selector):
+    for container in client.containers.list(all=True, filters=selector, ignore_removed=True):
         yield f"container {container.name}"
     for network in client.networks.list(filters=selector):
         yield f"network {network.name}"
