@@ -146,8 +146,16 @@ class ExperimentHandle:
         config = self._request.config
         reporter = config.pluginmanager.get_plugin("terminalreporter")
 
+        capture = config.pluginmanager.get_plugin("capturemanager")
+
         def progress(message: str) -> None:
-            if reporter is not None and config.getoption("verbose") > 0:
+            if reporter is None or config.getoption("verbose") <= 0:
+                return
+            # Live: past pytest's output capture, so a long experiment shows where it is as it goes.
+            if capture is not None:
+                with capture.global_and_fixture_disabled():
+                    reporter.write_line(f"  [{self.definition.name}] {message}")
+            else:
                 reporter.write_line(f"  [{self.definition.name}] {message}")
 
         outcome = run_experiment(
