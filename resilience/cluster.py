@@ -18,7 +18,7 @@ from resilience import images
 from resilience.backends.docker import DockerBackend, DockerRun
 from resilience.rapidpro.aggregator import AggregatorClient
 from resilience.rapidpro.api import ApiClient
-from resilience.rapidpro.courier import CourierClient
+from resilience.rapidpro.courier import CourierClient, receive_blocking
 from resilience.rapidpro.db import DbReader
 from resilience.snapshot import Snapshot
 from resilience.topology import Role, Topology, load_topology
@@ -188,11 +188,10 @@ class Cluster:
         self.last_probe_urn = f"tel:{urn_path}"
         text = f"info zq{secrets.token_hex(4)}"
         aggregator = self.aggregator()
-        courier = self.courier()
         try:
             after = aggregator.last_seq()
             started = time.monotonic()
-            received = courier.receive_blocking(urn_path, text)
+            received = receive_blocking(self.lb_url, self.seed.channel_uuid, urn_path, text)
             if not received.accepted:
                 raise ClusterError(f"courier did not accept the probe MO: {received.status} {received.body}")
             while time.monotonic() - started < timeout:

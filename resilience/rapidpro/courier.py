@@ -31,6 +31,14 @@ def parse_receive(response: httpx.Response) -> Received:
     return Received(response.status_code, msg_uuid, response.text[:500])
 
 
+def receive_blocking(base_url: str, channel_uuid: str, sender: str, text: str, timeout: float = 10.0) -> Received:
+    """One MO from synchronous code (probes), on its own short-lived connection."""
+    response = httpx.post(
+        f"{base_url.rstrip('/')}/c/ex/{channel_uuid}/receive", data={"from": sender, "text": text}, timeout=timeout
+    )
+    return parse_receive(response)
+
+
 class CourierClient:
     """Speaks to courier through the load balancer (`/c/ex/<channel uuid>/receive`)."""
 
@@ -45,14 +53,6 @@ class CourierClient:
         )
         return parse_receive(response)
 
-    def receive_blocking(self, sender: str, text: str) -> Received:
-        """The same request from synchronous code (probes), on its own short-lived connection."""
-        response = httpx.post(
-            f"{self._client.base_url}/c/ex/{self.channel_uuid}/receive",
-            data={"from": sender, "text": text},
-            timeout=self._client.timeout,
-        )
-        return parse_receive(response)
 
     async def status(self, kind: str, msg_id: str) -> int:
         """Post a status callback (`sent`, `delivered`, `failed`) for an outgoing message id."""
