@@ -21,7 +21,7 @@ from resilience.rapidpro.api import ApiClient
 from resilience.rapidpro.courier import CourierClient, receive_blocking
 from resilience.rapidpro.db import DbReader
 from resilience.snapshot import Snapshot
-from resilience.topology import Role, Topology, load_topology
+from resilience.topology import Role, Topology
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_TOPOLOGY = ROOT / "harness" / "topologies" / "standin-ha.yaml"
@@ -271,7 +271,3 @@ def start_cluster(
 def attach_cluster(run_id: str | None = None) -> Cluster:
     run = DockerBackend().attach(run_id)
     return Cluster(run, seed_cluster(run))
-
-
-def load_default_topology(path: Path | None = None, params: dict[str, object] | None = None) -> Topology:
-    return load_topology(path or DEFAULT_TOPOLOGY, params)
