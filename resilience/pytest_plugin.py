@@ -221,14 +221,15 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     for outcome in outcomes:
         unknown = [r.name for r in outcome.results if r.name in outcome.unmet and r.valid is Validity.UNKNOWN]
         unexpected = [name for name in outcome.unmet if name not in unknown]
+        known = [r.name for r in outcome.results if r.valid is Validity.FALSE and r.name not in outcome.unmet]
+        parts = []
         if unexpected:
-            mark = f"UNEXPECTED ({', '.join(unexpected)})"
-        elif unknown:
-            mark = f"unknown ({', '.join(unknown)})"
-        elif outcome.merged is Validity.FALSE:
-            mark = "known v9 findings only"
-        else:
-            mark = "as expected"
+            parts.append(f"UNEXPECTED ({', '.join(unexpected)})")
+        if known:
+            parts.append(f"known findings ({', '.join(known)})")
+        if unknown:
+            parts.append(f"unknown ({', '.join(unknown)})")
+        mark = "; ".join(parts) or "as expected"
         terminalreporter.write_line(
             f"{outcome.experiment.name:<28} {outcome.merged.value:<8} {mark:<30} {outcome.run_dir}"
         )

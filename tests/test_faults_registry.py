@@ -139,6 +139,7 @@ def test_a_killed_harness_leaves_nothing_after_cleanup(infra_run: DockerRun, tmp
         assert any("deleted toxic redis/rs_" in line for line in report)
         assert any("deleted iptables rule" in line for line in report)
         assert any("postgres/" in line and "ready" in line for line in report)
+        assert any("postgres: " in line and "UP again by health check" in line for line in report), report
     # The standby behind the role check did not come back as UP with the cut lifted.
     from resilience.faults.haproxy_api import HaproxyRuntime
 

@@ -8,6 +8,7 @@ hand, and nodes detached from the run's network. Only nodes of this run are look
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -18,6 +19,10 @@ from resilience.faults.toxiproxy_api import TOXIC_PREFIX, ToxiproxyApi
 
 if TYPE_CHECKING:
     from resilience.backends.docker import DockerRun
+
+
+# Checks run every 300 ms with rise 1 (harness/config/templates/haproxy.cfg.j2); a loaded machine delays them.
+MAINT_SETTLE_SECONDS = 15.0
 
 
 @dataclass(frozen=True)
@@ -86,12 +91,36 @@ def remove_leftovers(run: DockerRun) -> list[str]:
             run.unpause(item.node)
             done.append(f"{item.node}: resumed (was paused)")
     # Thawed nodes may hold more: look again for what needs an answering node.
+    readied: set[tuple[str, str]] = set()
     for item in find_leftovers(run):
         try:
             done.extend(_remove(run, item))
         except FaultError as exc:
             done.append(f"{item.node}: could not remove {item.what} {item.detail}: {exc}")
+        else:
+            if item.what == "maint":
+                readied.add((item.node, item.detail.partition("/")[0]))
+    for node, backend in sorted(readied):
+        done.append(_settle(run, node, backend))
     return done
+
+
+def _settle(run: DockerRun, node: str, backend: str, timeout: float = MAINT_SETTLE_SECONDS) -> str:
+    """Servers leave maint forced down (nothing says which were up): wait, bounded, until the backend's
+    health checks have brought one back, so that cleanup hands over a balancer that serves again."""
+    api = HaproxyRuntime(run, node)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            up = sorted(s.server for s in api.servers_of(backend) if s.up)
+        except FaultError as exc:
+            return f"{node}: {backend}: could not read server states after cleanup: {exc}"
+        if up or time.monotonic() >= deadline:
+            break
+        time.sleep(0.1)
+    if up:
+        return f"{node}: {backend}: {', '.join(up)} UP again by health check"
+    return f"{node}: {backend}: no server UP {timeout:.0f} s after cleanup (their health checks decide)"
 
 
 def _in_repair_order(items: list[Leftover]) -> list[Leftover]:
