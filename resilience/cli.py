@@ -6,6 +6,8 @@ import argparse
 import importlib
 import sys
 
+from resilience.interrupts import Terminated, terminate_gracefully
+
 # Modules that add subcommands; each has `register(subparsers: argparse._SubParsersAction) -> None`
 # and sets `func=` on its parsers. A missing module is skipped so the CLI works while it grows.
 COMMAND_MODULES = (
@@ -38,10 +40,14 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    terminate_gracefully()
     try:
         return int(args.func(args) or 0)
+    except Terminated:
+        print("terminated (faults reverted)", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        print("interrupted (faults reverted)", file=sys.stderr)
         return 130
 
 

@@ -25,6 +25,7 @@ from resilience.checks import Validity
 from resilience.cluster import DEFAULT_TOPOLOGY, Cluster, attach_cluster, start_cluster
 from resilience.experiment import REPORTS_DIR, Experiment, Outcome, new_run_dir, run_experiment
 from resilience.history import History
+from resilience.interrupts import terminate_gracefully
 from resilience.workload.runner import WorkloadConfig
 
 OUTCOMES_KEY = pytest.StashKey[list[Outcome]]()
@@ -49,6 +50,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "experiment(**kw): a resilience experiment (docs/writing-experiments.md)")
     config.stash[OUTCOMES_KEY] = []
+    # A cancelled CI job (SIGTERM) unwinds like ^C: fault reverts and the cluster's teardown run.
+    terminate_gracefully()
 
 
 @pytest.fixture(scope="session")
