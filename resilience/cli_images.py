@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from resilience import images
+import docker
+
+from resilience import derived_images, images
 
 
 def _build(args: argparse.Namespace) -> int:
@@ -20,6 +22,24 @@ def _build(args: argparse.Namespace) -> int:
     return 0
 
 
+def _derive(args: argparse.Namespace) -> int:
+    env = {}
+    for item in args.env:
+        key, sep, value = item.partition("=")
+        if not sep:
+            print(f"resilience images derive: --env {item!r}: expected NAME=VALUE", file=sys.stderr)
+            return 2
+        env[key] = value
+    try:
+        client = docker.from_env()
+        result = derived_images.derive_image(client, args.base, args.tag, env, log=lambda m: print(m, flush=True))
+    except images.ImageBuildError as exc:
+        print(f"resilience images derive: {exc}", file=sys.stderr)
+        return 1
+    print(f"{result.tag}: built in {result.seconds:.1f} s")
+    return 0
+
+
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     parser = sub.add_parser("images", help="build the offline images")
     images_sub = parser.add_subparsers(dest="images_command", metavar="ACTION")
@@ -27,3 +47,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     build.add_argument("topology", nargs="?", help="accepted for symmetry; every offline service uses one image")
     build.add_argument("--force", action="store_true", help="rebuild even when the tag exists")
     build.set_defaults(func=_build)
+    derive = images_sub.add_parser(
+        "derive", help="a local image = BASE plus env settings: a stand-in 'next version' for rolling-upgrade drills"
+    )
+    derive.add_argument("tag", help=f"the new image's tag, e.g. {derived_images.UPGRADE_REPO}:9.3")
+    derive.add_argument("--base", default=images.NODE_REPO, help="the image to start from (default: the node image)")
+    derive.add_argument(
+        "--env", action="append", default=[], metavar="NAME=VALUE", help="e.g. STANDIN_VERSION=9.3.0-standin"
+    )
+    derive.set_defaults(func=_derive)

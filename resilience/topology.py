@@ -243,6 +243,12 @@ class Topology:
             services[name] = replace(service, image=new) if new else service
         return replace(self, services=services)
 
+    def with_service(self, service: Service) -> Topology:
+        """A copy with the service of that name replaced (e.g. by one with another image)."""
+        if service.name not in self.services:
+            raise KeyError(f"topology {self.name} has no service {service.name!r}")
+        return replace(self, services={**self.services, service.name: service})
+
 
 def _repository(image: str) -> str:
     """`registry:5000/org/name:tag@digest` -> `registry:5000/org/name`."""

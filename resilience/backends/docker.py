@@ -424,16 +424,29 @@ class DockerBackend:
         run.topology = wanted
         for service_name in changed:
             for node in [n for n in wanted.nodes() if n.service == service_name]:
-                old = run.container(node.name)
-                common = {
-                    k: v
-                    for k, v in old.labels.items()
-                    if k.startswith("resilience.") and k not in (labels.NODE, labels.SERVICE, labels.ROLE)
-                }
-                _remove_container(old)
-                self._create_and_start(run, node, common)
+                self.recreate(run, node.name)
                 self._await(run, node, log)
         return changed
+
+    def recreate(self, run: DockerRun, node: str) -> None:
+        """Replace a node's container by a new one made from `run.topology` as it is now (its image, env,
+        switches), keeping its name, labels, network aliases and volumes. Does not wait for health."""
+        if run.state(node) == "missing":
+            # Removed by a recreate that was cut short: the run's labels are on its network too.
+            source = self._network_labels(run.run_id)
+            if labels.RUN not in source:
+                raise BackendError(f"run {run.run_id} has no network: cannot recreate {node}")
+        else:
+            old = run.container(node)
+            source = old.labels
+            _remove_container(old)
+        common = {
+            k: v
+            for k, v in source.items()
+            if k.startswith("resilience.")
+            and k not in (labels.NODE, labels.SERVICE, labels.ROLE, "resilience.params", "resilience.only")
+        }
+        self._create_and_start(run, run.topology.node(node), common)
 
     def _ensure_volume(self, name: str, common: dict[str, str]) -> None:
         try:

@@ -15,6 +15,7 @@ from resilience.faults.redis_failover import RedisFailoverFault
 from resilience.faults.registry import Registry, revert_leftovers
 from resilience.faults.restart import RestartFault
 from resilience.faults.rolling_restart import RollingRestartFault
+from resilience.faults.rolling_upgrade import RollingUpgradeFault
 from resilience.faults.schedule import (
     GeneratorSettings,
     Schedule,
@@ -47,6 +48,7 @@ __all__ = [
     "Registry",
     "RestartFault",
     "RollingRestartFault",
+    "RollingUpgradeFault",
     "Schedule",
     "ScheduleError",
     "ScheduleRunner",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 from dataclasses import dataclass
 
@@ -35,6 +36,8 @@ log = logging.getLogger("courier")
 UUID_PATTERN = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 STATUS_BY_ACTION = {"sent": "S", "delivered": "D", "failed": "F"}
 HEALTH_TIMEOUT_S = 1.0
+# STANDIN_VERSION lets an upgrade drill give a derived image its own version to report.
+VERSION = os.environ.get("STANDIN_VERSION") or "9.2.2-standin"
 SHUTDOWN_TIMEOUT_S = 45.0
 
 
@@ -142,7 +145,7 @@ async def handle_status(request: web.Request) -> web.Response:
 
 async def handle_index(request: web.Request) -> web.Response:
     courier: Courier = request.app["courier"]
-    lines = ["courier (stand-in for nyaruka/courier v9)", ""]
+    lines = [f"courier (stand-in for nyaruka/courier v9) version {VERSION}", ""]
     try:
         async with asyncio.timeout(HEALTH_TIMEOUT_S):
             await courier.redis.ping()

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 from standin.mailroom.envreader import EnvReader
 
-VERSION = "9.2.2-standin"
+# STANDIN_VERSION lets an upgrade drill give a derived image its own version to report.
+VERSION = os.environ.get("STANDIN_VERSION") or "9.2.2-standin"
 
 
 @dataclass(frozen=True)
