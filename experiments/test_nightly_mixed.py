@@ -26,6 +26,12 @@ import pytest
             "a contact-URN get-or-create retried after its first transaction failed mid-failover hits the "
             "unique (identity, org) constraint and is handled"
         ),
+        "inbound.duplicated": (
+            "courier killed after its insert and before its seen-msgs mark: HAProxy's retry of the cut request "
+            "reached the other courier, whose de-dup had nothing to match, and it wrote a second row; the first "
+            "stays P (contracts, Inbound: de-dup order, and no unique constraint on msgs_msg.uuid)"
+        ),
+        "inbound.duplicate_rows": "the same retried request, counted per row",
         "outbound.lost": "courier killed after the pop and before the send (contracts, Outbound)",
         "inbound.unhandled": "a popped mailroom task dies with its worker (contracts, Mailroom)",
         "continuity.missing_replies": "replies lost to the above",
