@@ -41,7 +41,11 @@ def derive_image(
     log(f"deriving {tag} from {source}")
     try:
         client.images.build(
-            fileobj=io.BytesIO(buf.getvalue()), custom_context=True, tag=tag, rm=True, pull=False,
+            fileobj=io.BytesIO(buf.getvalue()),
+            custom_context=True,
+            tag=tag,
+            rm=True,
+            pull=False,
             labels={"resilience.derived-from": source},
         )
     except docker.errors.BuildError as exc:
@@ -50,5 +54,3 @@ def derive_image(
     except docker.errors.APIError as exc:
         raise ImageBuildError(f"deriving {tag} from {source} failed: {exc.explanation or exc}") from None
     return BuildResult(tag, built=True, seconds=time.monotonic() - started)
-
-

@@ -20,7 +20,7 @@ from resilience.faults.registry import STATE_DIR_ENV, Registry
 pytestmark = pytest.mark.stack
 
 EXPERIMENT = textwrap.dedent(
-    '''
+    """
     import pytest
 
     @pytest.mark.experiment(
@@ -31,7 +31,7 @@ EXPERIMENT = textwrap.dedent(
     )
     def test_cancelled(experiment):
         experiment.run()
-    '''
+    """
 )
 
 

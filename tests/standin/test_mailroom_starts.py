@@ -149,15 +149,25 @@ def test_restart_participants(
         mailroom.terminate()
 
 
+# A loaded CI machine (the other tests' clusters) has been seen to take over httpx's default 5 s here.
+SEARCH_TIMEOUT = 30.0
+
+
 def _index_contact(node: SearchNode, org_id: int, contact_id: int, name: str) -> None:
     httpx.put(
         f"{node.url}/contacts_test",
         json={"mappings": {"properties": {"org_id": {"type": "integer"}, "name": {"type": "keyword"}}}},
+        timeout=SEARCH_TIMEOUT,
     )
-    httpx.post(f"{node.url}/_aliases", json={"actions": [{"add": {"index": "contacts_test", "alias": "contacts"}}]})
+    httpx.post(
+        f"{node.url}/_aliases",
+        json={"actions": [{"add": {"index": "contacts_test", "alias": "contacts"}}]},
+        timeout=SEARCH_TIMEOUT,
+    )
     httpx.put(
         f"{node.url}/contacts_test/_doc/{contact_id}?refresh=true",
         json={"id": contact_id, "org_id": org_id, "name": name},
+        timeout=SEARCH_TIMEOUT,
     ).raise_for_status()
 
 
