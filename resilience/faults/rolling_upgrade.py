@@ -16,52 +16,33 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections import Counter
 from typing import TYPE_CHECKING
 
-from resilience.faults.base import BaseFault, Facts, FaultError, FaultSpecError, bring_back
+from resilience.faults.base import Facts, FaultError, FaultSpecError, bring_back
+from resilience.faults.service_roll import ServiceRollFault
 
 if TYPE_CHECKING:
     from resilience.backends.docker import DockerRun
-    from resilience.topology import Topology
 
 
 @dataclasses.dataclass(kw_only=True)
-class RollingUpgradeFault(BaseFault):
+class RollingUpgradeFault(ServiceRollFault):
     kind = "rolling-upgrade"
     positional = ("service", "image")
 
-    service: str
     image: str  # the new image: a tag on this engine (built or `docker load`ed), e.g. nyaruka/courier:v10.0.0
-    timeout: int = 10  # graceful-stop timeout of each node
-    settle: float = 0.0  # seconds to wait after a node is healthy before moving the next
-    health_timeout: float | None = None
     rollback: bool = True
-    nodes: list[str] = dataclasses.field(default_factory=list)
     from_image: str = ""  # learned: the service's image as the topology wrote it before the upgrade
 
     def validate(self) -> None:
+        super().validate()
         if not self.image.strip():
             raise FaultSpecError("rolling-upgrade: image must name the image to roll out, e.g. image=repo:tag")
-        if self.timeout < 0 or self.settle < 0:
-            raise FaultSpecError("rolling-upgrade: timeout and settle must be ≥ 0 seconds")
-
-    def targets(self) -> list[str]:
-        return list(self.nodes)
-
-    def footprint(self, topology: Topology) -> Counter[str]:
-        return Counter({self.service: 1})
-
-    def check_topology(self, topology: Topology) -> list[str]:
-        if self.service not in topology.services:
-            return [f"topology {topology.name} has no service {self.service!r}"]
-        return []
 
     def resolve(self, run: DockerRun) -> None:
         if self.service not in run.topology.services:
             raise FaultError(f"run {run.run_id} has no service {self.service!r}")
-        if not self.nodes:
-            self.nodes = [n for n in run.node_names() if run.topology.node(n).service == self.service]
+        super().resolve(run)
         if not self.from_image:
             self.from_image = run.topology.services[self.service].image
 

@@ -54,6 +54,10 @@ def test_two_instances_share_the_handler_queue_and_reply_once(
             (m.contact_id,) for m in msgs
         ), "one reply per contact"
         wait_for(lambda: len(queued_texts(rds, favorites, HIGH)) == 40, what="40 replies queued")
+        # A task logs "complete" just after its reply is queued: wait for the last lines, then count.
+        wait_for(
+            lambda: _completed_tasks(first.log()) + _completed_tasks(second.log()) >= 40, what="40 tasks logged"
+        )
         done_1, done_2 = _completed_tasks(first.log()), _completed_tasks(second.log())
         assert done_1 + done_2 == 40
         assert done_1 > 0 and done_2 > 0, (done_1, done_2)
