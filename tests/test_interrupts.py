@@ -1,5 +1,6 @@
-"""SIGTERM unwinds like ^C: a harness stopped by a CI cancel reverts its faults itself, with no cleanup
-command run after it (the registry and `resilience cleanup` are for SIGKILL)."""
+"""SIGTERM unwinds like ^C: a harness stopped by a CI cancel (SIGTERM) or by ^C (SIGINT) reverts its faults
+itself, with nothing left for a cleanup command (the registry and `resilience cleanup` are for SIGKILL,
+tests/test_faults_registry.py)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from resilience.backends.docker import DockerRun
-from resilience.faults import Registry
+from resilience.backends.docker import DockerBackend, DockerRun
+from resilience.faults import Registry, revert_leftovers
 from resilience.faults.leftovers import find_leftovers
 from resilience.faults.probes import can_connect
 
@@ -82,15 +83,20 @@ TERMINATED_HARNESS = textwrap.dedent(
                 with nemesis.applied(PauseFault(node="s3-1")):
                     print("applied", flush=True)
                     time.sleep(120)
-    except Terminated:
+    except KeyboardInterrupt as exc:
         print("reverted", flush=True)
-        sys.exit(143)
+        sys.exit(143 if isinstance(exc, Terminated) else 130)
     """
 )
 
 
 @pytest.mark.docker
-def test_a_terminated_harness_reverts_its_own_faults(infra_run: DockerRun, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("signum", "exit_code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)], ids=["SIGTERM", "SIGINT"]
+)
+def test_an_interrupted_harness_reverts_its_own_faults(
+    infra_run: DockerRun, tmp_path: Path, signum: signal.Signals, exit_code: int
+) -> None:
     harness = subprocess.Popen(
         [sys.executable, "-c", TERMINATED_HARNESS, infra_run.run_id, str(tmp_path), str(infra_run.topology.path)],
         stdout=subprocess.PIPE,
@@ -102,14 +108,16 @@ def test_a_terminated_harness_reverts_its_own_faults(infra_run: DockerRun, tmp_p
         line = harness.stdout.readline().strip()
         assert line == "applied", harness.stderr.read() if harness.stderr else line
         assert {x.what for x in find_leftovers(infra_run)} == {"iptables", "toxic", "paused"}
-        harness.send_signal(signal.SIGTERM)
+        harness.send_signal(signum)
         out, err = harness.communicate(timeout=120)
     finally:
         if harness.poll() is None:
             harness.kill()
-    assert harness.returncode == 143, err
+    assert harness.returncode == exit_code, err
     assert "reverted" in out
     assert find_leftovers(infra_run) == []
     assert Registry(infra_run.run_id, tmp_path).entries() == {}
+    # The next `resilience cleanup` finds nothing to revert.
+    assert revert_leftovers(DockerBackend(), infra_run.run_id, state_dir=tmp_path) == []
     assert can_connect(infra_run, "sentinel-1", "sentinel-2", 26379)
     assert infra_run.state("s3-1") == "running"
