@@ -274,23 +274,6 @@ def wait_for(what: str, check: Callable[[], T | None], timeout: float, interval:
         time.sleep(interval)
 
 
-def start_node(run: DockerRun, node: str) -> None:
-    """Start a stopped node, first neutralising lock files a killed PostgreSQL left (see stale_locks)."""
-    from resilience.faults.stale_locks import clear_stale_postgres_locks
-
-    clear_stale_postgres_locks(run, node)
-    run.start(node)
-
-
-def restart_node(run: DockerRun, node: str, timeout: int) -> None:
-    """`docker restart`, except for PostgreSQL, which is stopped and started so that its locks are checked."""
-    if run.topology.services[run.topology.node(node).service].role.value == "postgres":
-        run.stop(node, timeout=timeout)
-        start_node(run, node)
-    else:
-        run.restart(node, timeout=timeout)
-
-
 def bring_back(run: DockerRun, node: str, wait_healthy: bool, health_timeout: float | None) -> Facts:
     """Start `node` unless it runs (unpausing it if frozen); then, if asked, wait until its health checks pass."""
     state = run.state(node)
@@ -300,7 +283,7 @@ def bring_back(run: DockerRun, node: str, wait_healthy: bool, health_timeout: fl
     if state == "paused":
         run.unpause(node)
     elif state != "running":
-        start_node(run, node)
+        run.start(node)
     if wait_healthy:
         facts["healthy_after_s"] = round(run.wait_healthy(node, timeout=health_timeout), 3)
     return facts

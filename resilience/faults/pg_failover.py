@@ -25,7 +25,6 @@ from resilience.faults.base import (
     FaultError,
     FaultSpecError,
     nodes_with_role,
-    start_node,
     wait_for,
 )
 from resilience.faults.haproxy_api import HaproxyRuntime
@@ -174,7 +173,7 @@ class PgFailoverFault(BaseFault):
             else:
                 remove_fault_rules(run, [self.primary], self.id)
         if run.state(self.primary) not in ("running", "paused"):
-            start_node(run, self.primary)
+            run.start(self.primary)
         if promoted:
             _, seconds = wait_for(
                 f"{self.primary} streaming from {self.standby}",

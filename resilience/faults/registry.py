@@ -28,7 +28,7 @@ from resilience.faults.base import Fault, FaultError, FaultSpecError, fault_from
 from resilience.faults.leftovers import remove_leftovers
 
 if TYPE_CHECKING:
-    from resilience.backends.docker import DockerBackend, DockerRun
+    from resilience.backends.docker import DockerBackend
 
 FORMAT_VERSION = 1
 STATE_DIR_ENV = "RESILIENCE_STATE_DIR"
@@ -146,21 +146,6 @@ class Registry:
             self.path.unlink(missing_ok=True)
 
 
-def _attach(backend: DockerBackend, run_id: str, attempts: int = 3) -> DockerRun:
-    """backend.attach, again if a container of another run vanished while Docker listed them (the
-    listing inspects each container it found, and another process may remove one meanwhile)."""
-    import docker.errors
-
-    for attempt in range(attempts):
-        try:
-            return backend.attach(run_id)
-        except docker.errors.NotFound:
-            if attempt == attempts - 1:
-                raise
-            time.sleep(0.5)
-    raise AssertionError("unreachable")
-
-
 def revert_leftovers(
     backend: DockerBackend, run_id: str, state_dir: Path | str | None = None, log: Log | None = None
 ) -> list[str]:
@@ -185,7 +170,7 @@ def revert_leftovers(
         entries = {}
         note(f"registry unreadable, left in place: {exc}")
     try:
-        run = _attach(backend, run_id)
+        run = backend.attach(run_id)
     except BackendError as exc:
         if entries:
             registry.discard()

@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING
 
-from resilience.faults.base import BaseFault, Facts, FaultSpecError, bring_back, restart_node
+from resilience.faults.base import BaseFault, Facts, FaultSpecError, bring_back
 
 if TYPE_CHECKING:
     from resilience.backends.docker import DockerRun
@@ -33,7 +33,7 @@ class RestartFault(BaseFault):
 
     def inject(self, run: DockerRun) -> Facts:
         before = _started_at(run, self.node)
-        restart_node(run, self.node, self.timeout)
+        run.restart(self.node, timeout=self.timeout)
         facts: Facts = {"restarted": _started_at(run, self.node) != before}
         if self.wait_healthy:
             facts["healthy_after_s"] = round(run.wait_healthy(self.node, timeout=self.health_timeout), 3)

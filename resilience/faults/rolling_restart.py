@@ -11,7 +11,7 @@ import dataclasses
 import time
 from typing import TYPE_CHECKING
 
-from resilience.faults.base import Facts, bring_back, restart_node
+from resilience.faults.base import Facts, bring_back
 from resilience.faults.service_roll import ServiceRollFault
 
 if TYPE_CHECKING:
@@ -29,7 +29,7 @@ class RollingRestartFault(ServiceRollFault):
         for position, node in enumerate(self.nodes):
             if position and self.settle:
                 time.sleep(self.settle)
-            restart_node(run, node, self.timeout)
+            run.restart(node, timeout=self.timeout)
             healthy_after[node] = round(run.wait_healthy(node, timeout=self.health_timeout), 3)
         return {"order": list(self.nodes), "healthy_after_s": healthy_after}
 
