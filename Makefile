@@ -30,7 +30,7 @@ lint: setup
 	$(BIN)/ruff check .
 
 test: images lint
-	$(BIN)/pytest -q -p no:cacheprovider
+	$(BIN)/pytest -q -p no:cacheprovider --durations=30
 
 bench: images
 	$(BIN)/python benchmarks/bringup.py

@@ -9,7 +9,7 @@ import pytest
     expectations="Celery runs crons and counts only (contracts: none is on the inbound→outbound path): all valid.",
     schedule="at 8 kill celery-1; recover at 20",
     rate=4,
-    duration=25,
+    duration=42,
 )
 def test_kill_celery(experiment):
     experiment.run()

@@ -15,7 +15,7 @@ import pytest
     ),
     schedule="at 6 kill indexer-1 as idx; at 7 kill archiver-1 as arc; recover idx at 18; recover arc at 19",
     rate=4,
-    duration=25,
+    duration=42,
 )
 def test_kill_indexer_archiver(experiment):
     outcome = experiment.run()

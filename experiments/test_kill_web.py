@@ -13,7 +13,7 @@ import pytest
     schedule="at 8 kill web-1; recover at 20",
     api_start_ratio=0.3,
     rate=4,
-    duration=30,
+    duration=50,
 )
 def test_kill_web(experiment):
     experiment.run()

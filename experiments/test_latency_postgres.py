@@ -9,7 +9,7 @@ import pytest
     expectations="Slower, not wrong: every verdict valid; the latency checker shows MO→reply growing during the fault.",
     schedule="at 8 toxic postgres latency latency=200; recover at 20",
     rate=4,
-    duration=30,
+    duration=42,
 )
 def test_latency_postgres(experiment):
     experiment.run()

@@ -13,7 +13,7 @@ import pytest
     ),
     schedule="at 8 lb-cut courier; recover at 12",
     rate=4,
-    duration=30,
+    duration=42,
 )
 def test_lb_cut_all_couriers(experiment):
     experiment.run()

@@ -9,7 +9,7 @@ import pytest
     expectations="courier-2 takes every request; the cut courier still sends replies (it pops from Redis). All valid.",
     schedule="at 8 lb-cut courier courier-1; recover at 20",
     rate=4,
-    duration=30,
+    duration=42,
 )
 def test_lb_cut_courier(experiment):
     experiment.run()

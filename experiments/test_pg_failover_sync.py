@@ -2,6 +2,13 @@
 
 import pytest
 
+from resilience.verdict.weak_spots import (
+    courier_killed_before_task_push,
+    database_outage_logs,
+    outcome_unknown_during_outage,
+    sync_commit_replayed_from_spool,
+)
+
 SYNC = "ALTER SYSTEM SET synchronous_standby_names = '*'; ALTER SYSTEM SET synchronous_commit = 'remote_apply';"
 ASYNC = "ALTER SYSTEM RESET synchronous_standby_names; ALTER SYSTEM RESET synchronous_commit;"
 
@@ -32,29 +39,26 @@ def synchronous(cluster):
     ),
     schedule="at 8 pg-failover kill; recover at 25",
     rate=4,
-    duration=35,
+    duration=50,
     quiesce_timeout=150,
-    known={
-        "logs.traceback": (
-            "a Celery cron that runs during the database outage fails with a connection error and logs it, "
-            "as RapidPro's Celery does; its next run succeeds"
-        ),
-        "logs.fatal": "PostgreSQL logs FATAL for every client connection the failover cuts",
-        "logs.duplicate_key": (
-            "a contact-URN get-or-create retried after its first transaction failed mid-failover hits the "
-            "unique (identity, org) constraint and is handled"
-        ),
-        "inbound.duplicated": (
-            "a synchronous commit cancelled by the failover is already committed locally; courier sees an error, "
-            "spools the message and replays it: no unique constraint on msgs_msg.uuid (contracts, Inbound: Spool)"
-        ),
-        "inbound.duplicate_rows": "the same replayed spool entry, counted per row",
-        "inbound.unhandled": (
-            "courier stored the MO but its handler task push came while writes stalled; it stays P until "
-            "retry_msgs (contracts, Inbound: 'the mailroom task is not guaranteed')"
-        ),
-        "outbound.lost": "the reply of an MO left P",
+    # Every write stalls until the old primary is rebuilt as the new standby: the stall, and with it what
+    # the outage costs, grows with the rebuild (measured here: 26 s and 58 s of outage, MO->reply p95 during
+    # 35 s and 67 s, up to 26 MOs timed out and replayed twice from courier's spool, ~90 % of contacts
+    # uncertain). The bounds say the stall ends within two minutes; the maxima, what that stall may cost.
+    bounds={
+        "pg-failover": {
+            "max_unavailable_s": 150.0,
+            "p95_during_factor": 40.0,
+            "p95_after_factor": 4.0,
+            "slack_s": 120.0,
+        },
     },
+    allowances=[
+        *outcome_unknown_during_outage("pg-failover", max=100),
+        *sync_commit_replayed_from_spool("pg-failover", max=60),
+        *courier_killed_before_task_push("pg-failover", max=60),
+        *database_outage_logs("pg-failover", max=60),
+    ],
 )
 def test_pg_failover_sync(experiment, synchronous):
     experiment.run()

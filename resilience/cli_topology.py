@@ -9,9 +9,10 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from resilience.topology import Topology, TopologyError, load_topology, parse_param_options
+from resilience.exitcodes import ExitCode
+from resilience.topology import Topology, TopologyError, is_hosts_file, load_hosts, load_topology, parse_param_options
 
-EXIT_INVALID = 2
+EXIT_INVALID = ExitCode.BAD_INPUT
 # Wide enough that a piped table keeps one node per line instead of wrapping at rich's default 80 columns.
 PIPE_WIDTH = 200
 
@@ -55,7 +56,12 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
 
 def _load(args: argparse.Namespace) -> Topology | None:
     try:
-        topology = load_topology(args.file, parse_param_options(args.param))
+        if is_hosts_file(args.file):
+            if args.param:
+                raise TopologyError.single(str(args.file), "a hosts topology has no params; drop --param")
+            topology = load_hosts(args.file).as_topology()
+        else:
+            topology = load_topology(args.file, parse_param_options(args.param))
         if getattr(args, "only", None):
             topology = topology.select(args.only)
     except TopologyError as exc:

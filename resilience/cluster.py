@@ -11,17 +11,23 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+import httpx
 import redis
 
 from resilience import images
-from resilience.backends.docker import DockerBackend, DockerRun
+from resilience.backends.base import Backend
+from resilience.backends.docker import DockerBackend
 from resilience.rapidpro.aggregator import AggregatorClient
 from resilience.rapidpro.api import ApiClient
 from resilience.rapidpro.courier import CourierClient, receive_blocking
 from resilience.rapidpro.db import DbReader
 from resilience.snapshot import Snapshot
 from resilience.topology import Role, Topology
+
+if TYPE_CHECKING:
+    from resilience.target import Target
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_TOPOLOGY = ROOT / "harness" / "topologies" / "standin-ha.yaml"
@@ -53,11 +59,70 @@ class Quiescence:
     queued_tasks: int
 
 
+@dataclass(frozen=True)
+class Endpoints:
+    """Where the harness reaches a deployment it did not create, as its target file says, instead of through
+    the nodes of a topology it brought up."""
+
+    lb_url: str
+    aggregator_url: str
+    db_dsn: str
+    redis_url: str | None  # None: queue depth is not read; quiescence rests on the database's backlog alone
+
+
 class Cluster:
-    def __init__(self, run: DockerRun, seed: Seed) -> None:
+    def __init__(self, run: Backend, seed: Seed, endpoints: Endpoints | None = None) -> None:
         self.run = run
         self.seed = seed
+        self.endpoints = endpoints
         self.last_probe_urn: str | None = None
+
+    @classmethod
+    def for_target(cls, run: Backend | None, target: Target) -> Cluster:
+        """The user's deployment as a cluster: endpoints and seed from the target, nothing seeded or created.
+
+        `run` acts on the target's nodes (a hosts run from its hosts file); None for a target without one,
+        which allows the workload and the checks but no fault. Reads the channel's org from the database
+        and the uuids of flows given by name from the API; raises ClusterError when either cannot be had.
+        """
+        from resilience.target.deployment import DeploymentReader, org_flows, resolve_flows
+        from resilience.target.no_hosts import NoHostsRun
+
+        try:
+            channel = DeploymentReader(target.database_dsn).channel(target.channel_uuid)
+        except Exception as exc:
+            raise ClusterError(f"target {target.name}: cannot read its channel from the database ({exc})") from None
+        if channel is None:
+            raise ClusterError(
+                f"target {target.name}: no channel {target.channel_uuid} in the database; run `resilience target "
+                f"check {target.name}`"
+            )
+        flows = dict(target.flows)
+        if target.unresolved_flows:
+            try:
+                with httpx.Client(timeout=15.0) as http:
+                    available = org_flows(http, target.lb_url, target.api_token)
+            except Exception as exc:
+                raise ClusterError(f"target {target.name}: cannot list the org's flows ({exc})") from None
+            resolution = resolve_flows({n: "" for n in target.unresolved_flows}, available)
+            if resolution.problems:
+                name, problem = next(iter(resolution.problems.items()))
+                raise ClusterError(f"target {target.name}: flow {name!r}: {problem}")
+            flows.update(resolution.flows)
+        seed = Seed(
+            org_id=channel.org_id,
+            org_uuid=channel.org_uuid,
+            channel_uuid=target.channel_uuid,
+            api_token=target.api_token,
+            flows=flows,
+        )
+        endpoints = Endpoints(
+            lb_url=target.lb_url,
+            aggregator_url=target.aggregator_url,
+            db_dsn=target.database_dsn,
+            redis_url=target.redis_url,
+        )
+        return cls(run if run is not None else NoHostsRun(target), seed, endpoints)
 
     # -- where things are -----------------------------------------------------------------------------
     def _first(self, role: Role) -> str:
@@ -68,14 +133,20 @@ class Cluster:
 
     @property
     def lb_url(self) -> str:
+        if self.endpoints is not None:
+            return self.endpoints.lb_url
         return self.run.url(self._first(Role.LB), 80)
 
     @property
     def aggregator_url(self) -> str:
+        if self.endpoints is not None:
+            return self.endpoints.aggregator_url
         return self.run.url(self._first(Role.AGGREGATOR), 8070)
 
     @property
     def db_dsn(self) -> str:
+        if self.endpoints is not None:
+            return self.endpoints.db_dsn
         host, port = self.run.endpoint(self._first(Role.LB), 5432)
         return f"postgres://temba:temba@{host}:{port}/temba"
 
@@ -92,12 +163,19 @@ class Cluster:
         return DbReader(self.db_dsn)
 
     def redis(self) -> redis.Redis:
+        if self.endpoints is not None:
+            if self.endpoints.redis_url is None:
+                raise ClusterError("the target names no redis URL; add `redis: redis://HOST:PORT/15` to its file")
+            return redis.Redis.from_url(self.endpoints.redis_url, socket_timeout=5)
         host, port = self.run.endpoint(self._first(Role.LB), 6379)
         return redis.Redis(host=host, port=port, db=15, socket_timeout=5)
 
     # -- draining and reading the end state -------------------------------------------------------------
     def queued_tasks(self) -> int:
-        """Tasks waiting in mailroom's handler/batch queues and courier's message queues."""
+        """Tasks waiting in mailroom's handler/batch queues and courier's message queues (0 when a target
+        names no Redis: then quiescence rests on the database's backlog holding still)."""
+        if self.endpoints is not None and self.endpoints.redis_url is None:
+            return 0
         client = self.redis()
         total = 0
         for pattern in ("handler:[0-9]*", "batch:[0-9]*", "msgs:*|*/*"):
@@ -155,10 +233,20 @@ class Cluster:
             time.sleep(0.5)
 
     def snapshot(
-        self, urns: Iterable[str], quiescent: bool, with_logs: bool = True, since: float | None = None
+        self, urns: Iterable[str], quiescence: Quiescence | bool, with_logs: bool = True, since: float | None = None
     ) -> Snapshot:
+        """The end state. Contacts with a backlog are named (`unsettled`) when the system was not quiescent
+        but every queue and spool was empty, so that the others are still judged; with work in a queue or a
+        spool that no contact can be told from, every contact counts as unsettled (`unsettled` None)."""
         urns = list(urns)
         reader = self.db()
+        quiescent = quiescence if isinstance(quiescence, bool) else quiescence.reached
+        unsettled: list[str] | None = [] if quiescent else None
+        if isinstance(quiescence, Quiescence) and not quiescent and quiescence.queued_tasks == 0:
+            try:
+                unsettled = reader.unsettled(urns)
+            except Exception:  # the database may be unreachable: then no contact can be told settled
+                unsettled = None
         aggregator = self.aggregator()
         try:
             wanted = set(urns)
@@ -167,7 +255,8 @@ class Cluster:
         finally:
             aggregator.close()
         logs = (
-            {node: self.run.logs(node, since=since).splitlines() for node in self.run.node_names()}
+            # Timestamped, so that the logs checker can place each line in time against the faults.
+            {node: self.run.logs(node, since=since, timestamps=True).splitlines() for node in self.run.node_names()}
             if with_logs
             else None
         )
@@ -178,6 +267,7 @@ class Cluster:
             aggregator=deliveries,
             quiescent=quiescent,
             logs=logs,
+            unsettled=unsettled,
         )
 
     def round_trip(self, timeout: float = 20.0) -> float:
@@ -202,7 +292,6 @@ class Cluster:
         finally:
             aggregator.close()
 
-
     def wait_delivered(self, timeout: float = 20.0) -> bool:
         """Whether the last probe's reply reached status D (the aggregator's delivered callback) in time."""
         if self.last_probe_urn is None:
@@ -216,7 +305,7 @@ class Cluster:
         return False
 
 
-def seed_cluster(run: DockerRun, extra_flows: Iterable[Path] = ()) -> Seed:
+def seed_cluster(run: Backend, extra_flows: Iterable[Path] = ()) -> Seed:
     """Seed the org, EX channel (sending to the aggregator) and flows through web-1's management command.
 
     Idempotent: seeding a seeded cluster returns the same org, channel and token.
@@ -257,6 +346,7 @@ def start_cluster(
 ) -> Cluster:
     if build:
         images.build_all(log=log)
+    # Bringing a run up (and attaching to one) is a backend's lifecycle, not the protocol's: Docker's only.
     backend = DockerBackend()
     run = backend.up(topology, keep=keep, log=log, params=params)
     try:

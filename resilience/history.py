@@ -33,7 +33,11 @@ OpType = Literal["invoke", "ok", "fail", "info"]
 CompletionType = Literal["ok", "fail", "info"]
 
 NEMESIS: Final = "nemesis"
-"""The process that records fault events (f "inject" / "recover")."""
+"""The process that records fault events (f INJECT / RECOVER)."""
+INJECT: Final = "inject"
+"""The nemesis operation that applies a fault; its value names the fault (kind, id, targets)."""
+RECOVER: Final = "recover"
+"""The nemesis operation that removes a fault; its value carries the same id as the inject."""
 
 
 class HistoryError(ValueError):

@@ -25,6 +25,8 @@ from pathlib import Path
 import docker
 import docker.errors
 
+from resilience.backends import engine
+
 ROOT = Path(__file__).resolve().parent.parent
 RECIPE_DIR = ROOT / "harness" / "images"
 TOXIPROXY_DIR = ROOT / "harness" / "toxiproxy"
@@ -84,15 +86,15 @@ def node_tag(base: str | None = None) -> str:
 
 
 def _lines(path: Path) -> list[str]:
-    return [
-        line.strip() for line in path.read_text().splitlines() if line.strip() and not line.startswith("#")
-    ]
+    return [line.strip() for line in path.read_text().splitlines() if line.strip() and not line.startswith("#")]
 
 
 def _run(step: str, cmd: list[str], log: Log, **kwargs: object) -> str:
     log(f"  {step}: {' '.join(cmd[:6])}{' …' if len(cmd) > 6 else ''}")
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False, **kwargs)  # type: ignore[call-overload]
     if proc.returncode != 0:
+        if engine.no_space(proc.stdout + proc.stderr):
+            raise engine.disk_full(f"image build step '{step}' (under {CACHE_DIR})")
         tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])
         raise ImageBuildError(f"image build step '{step}' failed (exit {proc.returncode}):\n{tail}")
     return str(proc.stdout)
@@ -128,10 +130,29 @@ def _download_wheels(dest: Path, log: Log) -> list[str]:
     _run(
         "pip download wheels",
         [
-            sys.executable, "-m", "pip", "download", "-q", "-d", str(dest), "--only-binary=:all:",
-            "--python-version", "3.11", "--implementation", "cp", "--abi", "cp311",
-            "--platform", "manylinux2014_x86_64", "--platform", "manylinux_2_17_x86_64",
-            "--platform", "manylinux_2_28_x86_64", "--platform", "any", *requirements,
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "-q",
+            "-d",
+            str(dest),
+            "--only-binary=:all:",
+            "--python-version",
+            "3.11",
+            "--implementation",
+            "cp",
+            "--abi",
+            "cp311",
+            "--platform",
+            "manylinux2014_x86_64",
+            "--platform",
+            "manylinux_2_17_x86_64",
+            "--platform",
+            "manylinux_2_28_x86_64",
+            "--platform",
+            "any",
+            *requirements,
         ],
         log,
     )
@@ -172,8 +193,17 @@ def _install_python(rootfs: Path, log: Log) -> None:
     _run("venv", ["chroot", str(rootfs), "python3", "-m", "venv", "/opt/venv"], log)
     _run(
         "pip install offline",
-        ["chroot", str(rootfs), "/opt/venv/bin/pip", "install", "-q", "--no-index", "--find-links", "/tmp/wheels",
-         *requirements],
+        [
+            "chroot",
+            str(rootfs),
+            "/opt/venv/bin/pip",
+            "install",
+            "-q",
+            "--no-index",
+            "--find-links",
+            "/tmp/wheels",
+            *requirements,
+        ],
         log,
     )
     shutil.rmtree(wheels)
@@ -203,6 +233,8 @@ def build_base(client: docker.DockerClient, log: Log, force: bool = False) -> Bu
         imported = subprocess.run(cmd, stdin=tar.stdout, capture_output=True, text=True, check=False)
         tar.wait()
         if imported.returncode != 0 or tar.returncode != 0:
+            if engine.no_space(imported.stderr):
+                raise engine.disk_full(f"docker import {tag}")
             raise ImageBuildError(f"docker import failed: {imported.stderr.strip()}")
     return BuildResult(tag, built=True, seconds=time.monotonic() - started)
 
@@ -239,16 +271,17 @@ def build_node(client: docker.DockerClient, base: str, log: Log, force: bool = F
     started = time.monotonic()
     log(f"building {tag}")
     try:
-        client.images.build(fileobj=io.BytesIO(_node_context(base)), custom_context=True, tag=tag, rm=True,
-                            pull=False)
+        client.images.build(fileobj=io.BytesIO(_node_context(base)), custom_context=True, tag=tag, rm=True, pull=False)
     except docker.errors.BuildError as exc:
         lines = [str(chunk.get("stream", chunk.get("error", ""))).strip() for chunk in exc.build_log]
+        if engine.no_space(" ".join(lines) + str(exc)):
+            raise engine.disk_full(f"the build of {tag}") from None
         raise ImageBuildError("node image build failed:\n" + "\n".join(lines[-15:])) from None
     return BuildResult(tag, built=True, seconds=time.monotonic() - started)
 
 
 def build_all(log: Log = print, force: bool = False) -> list[BuildResult]:
-    client = docker.from_env()
+    client = engine.connect()
     base = build_base(client, log, force)
     node = build_node(client, base.tag, log, force)
     prune_stale(client, keep={base.tag, node.tag}, log=log)

@@ -93,15 +93,34 @@ class Delivery(msgspec.Struct, gc=False, omit_defaults=True):
 
 
 class Snapshot(msgspec.Struct, forbid_unknown_fields=True):
+    """The end state. `quiescent`: RapidPro had nothing left to do when it was read. `unsettled`: the URNs
+    that still had a backlog then (a pending MO, a queued reply), when that could be told per contact;
+    None means it could not (e.g. a spool or a queue not attributable to a contact was not empty), so every
+    contact is as settled as `quiescent` says. `logs`: None when logs were not collected."""
+
     msgs: list[Msg] = msgspec.field(default_factory=list)
     runs: list[Run] = msgspec.field(default_factory=list)
     sessions: list[Session] = msgspec.field(default_factory=list)
     aggregator: list[Delivery] = msgspec.field(default_factory=list)
     quiescent: bool = False
     logs: dict[str, list[str]] | None = None
+    unsettled: list[str] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return msgspec.to_builtins(self)  # type: ignore[no-any-return]
+
+
+class _SnapshotFile(msgspec.Struct, forbid_unknown_fields=True):
+    """A snapshot as stored: the first five keys are required, so that a file missing one (an aggregator
+    never read, a quiescence never judged) is refused instead of judged on defaults."""
+
+    msgs: list[Msg]
+    runs: list[Run]
+    sessions: list[Session]
+    aggregator: list[Delivery]
+    quiescent: bool
+    logs: dict[str, list[str]] | None = None
+    unsettled: list[str] | None = None
 
 
 def iso_to_wall_ns(value: str) -> int:
@@ -119,7 +138,14 @@ def wall_ns_to_iso(wall_ns: int) -> str:
     return moment.isoformat().replace("+00:00", "Z")
 
 
-_decode = msgspec.json.Decoder(Snapshot).decode
+_decode_file = msgspec.json.Decoder(_SnapshotFile).decode
+
+
+def _decode(data: bytes | str) -> Snapshot:
+    stored = _decode_file(data)
+    return Snapshot(
+        stored.msgs, stored.runs, stored.sessions, stored.aggregator, stored.quiescent, stored.logs, stored.unsettled
+    )
 
 
 def parse_snapshot(data: bytes | str, source: str = "<snapshot>") -> Snapshot:

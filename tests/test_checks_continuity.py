@@ -177,14 +177,41 @@ def test_conversations_without_a_flow_skip_the_run_agreement_but_are_counted() -
 
 
 @pytest.mark.parametrize("outcome", [INFO, FAIL])
-def test_a_thread_interrupted_by_a_rejected_or_unknown_message_is_judged_leniently(outcome: str) -> None:
+def test_an_unknown_or_rejected_message_does_not_excuse_a_reordering_of_other_replies(outcome: str) -> None:
     world, snapshot = one_contact(outcomes={2: outcome})
     deliveries = deliveries_to(snapshot, URN)
     deliveries[0].seq, deliveries[1].seq = deliveries[1].seq, deliveries[0].seq
     result = continuity.check(world.recorded(), snapshot)
-    assert result.valid is Validity.UNKNOWN
-    assert result.counts["indeterminate"] == 1 and result.counts["reordered"] == 0
-    assert result.counts["threads_lenient"] == 1
+    assert result.valid is Validity.FALSE
+    assert result.counts["reordered"] == 1 and result.counts["threads_lenient"] == 1
+
+
+def test_an_unknown_message_excuses_at_most_the_replies_it_was_owed() -> None:
+    # The flow may have taken step 1's unknown message and so be one reply off: one missing reply is
+    # within what that exchange was owed; two are not.
+    world, snapshot = one_contact(outcomes={1: INFO})
+    replies = [FAVORITES[2].replies[0], FAVORITES[3].replies[0]]
+    one_gone = [d for d in snapshot.aggregator if not (d.recipient == URN and d.text == replies[1])]
+    result = continuity.check(world.recorded(), msgspec.structs.replace(snapshot, aggregator=one_gone))
+    assert result.valid is Validity.UNKNOWN and result.counts["indeterminate"] == 1
+    (finding,) = result.findings
+    assert finding.kind == "indeterminate" and finding.severity is Validity.UNKNOWN
+    two_gone = [d for d in snapshot.aggregator if not (d.recipient == URN and d.text in replies)]
+    result = continuity.check(world.recorded(), msgspec.structs.replace(snapshot, aggregator=two_gone))
+    assert result.valid is Validity.FALSE and result.counts["incomplete"] == 2  # replies missing
+
+
+def test_a_timeout_does_not_excuse_later_acknowledged_replies_lost_and_a_stuck_run() -> None:
+    # Issue 8: a step-0 timeout followed by two acknowledged replies lost and a stuck run was judged unknown.
+    world, snapshot = one_contact(outcomes={0: INFO})
+    later = {FAVORITES[2].replies[0], FAVORITES[3].replies[0]}
+    snapshot.aggregator = [d for d in snapshot.aggregator if not (d.recipient == URN and d.text in later)]
+    run = next(r for r in snapshot.runs if r.contact_urn == URN)
+    run.status = "W"
+    result = continuity.check(world.recorded(), snapshot)
+    assert result.valid is Validity.FALSE
+    kinds = {f.kind for f in result.findings if f.severity is Validity.FALSE}
+    assert "incomplete" in kinds
 
 
 def test_a_step_sent_twice_makes_the_thread_lenient() -> None:

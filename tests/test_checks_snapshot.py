@@ -29,8 +29,16 @@ def test_round_trip(tmp_path: Path) -> None:
     assert read_snapshot(tmp_path / "snapshot.json") == snapshot
 
 
+REQUIRED: dict[str, Any] = {"msgs": [], "runs": [], "sessions": [], "aggregator": [], "quiescent": True}
+
+
+def complete(raw: dict[str, Any]) -> dict[str, Any]:
+    """`raw` with every required top-level key (the ones it does not set empty)."""
+    return {**REQUIRED, **raw}
+
+
 def test_a_delivery_knows_its_recipient_urn_and_whether_it_was_accepted() -> None:
-    raw = {"aggregator": [{"seq": 1, "msg_id": "42", "to": "+250788", "text": "hi", "received_wall_ns": 5}]}
+    raw = {**REQUIRED, "aggregator": [{"seq": 1, "msg_id": "42", "to": "+250788", "text": "hi", "received_wall_ns": 5}]}
     (delivery,) = snapshot_from_dict(raw).aggregator
     assert delivery.recipient == "tel:+250788" and delivery.accepted
     assert Delivery(2, "7", "tel:+1", "t", 0, "500").recipient == "tel:+1"
@@ -38,7 +46,7 @@ def test_a_delivery_knows_its_recipient_urn_and_whether_it_was_accepted() -> Non
 
 
 def test_unknown_record_fields_are_ignored_and_optional_ones_default() -> None:
-    raw = {"msgs": [{"id": 1, "uuid": "u", "direction": "O", "status": "Q", "text": "t", "org_id": 7}]}
+    raw = complete({"msgs": [{"id": 1, "uuid": "u", "direction": "O", "status": "Q", "text": "t", "org_id": 7}]})
     (msg,) = snapshot_from_dict(raw).msgs
     assert msg.error_count == 0 and msg.urn is None
 
@@ -70,7 +78,16 @@ MSG: dict[str, Any] = {"id": 1, "uuid": "u", "direction": "I", "status": "P", "t
 )  # fmt: skip
 def test_bad_snapshots_are_located(raw: object, message: str) -> None:
     with pytest.raises(SnapshotError, match=message):
+        snapshot_from_dict(complete(raw) if isinstance(raw, dict) else raw, "s.json")
+
+
+@pytest.mark.parametrize("missing", sorted(REQUIRED))
+def test_every_top_level_key_but_logs_and_unsettled_is_required(missing: str) -> None:
+    # Issue 8: a snapshot without `aggregator` was judged on an empty aggregator (every reply "lost").
+    raw = {k: v for k, v in REQUIRED.items() if k != missing}
+    with pytest.raises(SnapshotError, match=f"s.json: Object missing required field `{missing}`"):
         snapshot_from_dict(raw, "s.json")
+    assert snapshot_from_dict(REQUIRED).logs is None and snapshot_from_dict(REQUIRED).unsettled is None
 
 
 def test_unreadable_files_are_reported(tmp_path: Path) -> None:

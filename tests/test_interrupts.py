@@ -65,7 +65,10 @@ def test_a_handler_of_someone_else_is_left_alone() -> None:
 
 TERMINATED_HARNESS = textwrap.dedent(
     """
-    import sys, time
+    import signal, sys, time
+    # ^C raises KeyboardInterrupt even when the test session runs in the background, where a shell starts
+    # its children with SIGINT ignored (as a CI job may be).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     import docker
     from resilience.backends.docker import DockerRun
     from resilience.faults import Nemesis, PartitionFault, PauseFault, Registry, ToxicFault

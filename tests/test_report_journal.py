@@ -190,17 +190,37 @@ def test_faults_from_history_pairs_inject_and_recover() -> None:
     assert partition.facts == {"error": "iptables missing"}
 
 
-def test_derive_findings_marks_known_behaviour() -> None:
-    checks = [result("outbound"), result("latency", Validity.TRUE), CheckResult("logs", Validity.UNKNOWN)]
-    findings = derive_findings(checks, {"outbound.lost": "courier killed after the pop"})
-    titles = {f.title: f for f in findings}
-    assert set(titles) == {"outbound: lost", "outbound: duplicated", "logs: verdict unknown"}
-    assert titles["outbound: lost"].known and "courier killed after the pop" in titles["outbound: lost"].detail
-    assert "lost = 2" in titles["outbound: lost"].detail
-    assert not titles["outbound: duplicated"].known
-    assert not titles["logs: verdict unknown"].known
-    assert derive_findings([result("outbound")], {"lost": "any checker"})[0].known
-    assert derive_findings([result("x", Validity.TRUE)]) == []
+def test_derive_findings_groups_the_decision_by_kind_and_excuse() -> None:
+    from resilience.checks.model import view_of
+    from resilience.checks.result import Finding
+    from resilience.checks.synthetic import WorldBuilder
+    from resilience.verdict import Allowance, decide
+    from resilience.verdict.policy import make_policy
+
+    world = WorldBuilder()
+    world.advance(10)
+    world.inject("kill", "f1", ["courier-1"])
+    world.advance(5)
+    world.recover("f1", "kill")
+    world.advance(30)
+    lost = [Finding("outbound", "lost", Validity.FALSE, at, op=n) for n, at in enumerate((11.0, 12.0, 44.0))]
+    outbound = CheckResult.of_findings("outbound", lost, {"lost": 3}, [], {})
+    logs = CheckResult.of_findings("logs", [Finding("logs", "no_data", Validity.UNKNOWN)], {}, [], {})
+    policy = make_policy(
+        [Allowance("outbound.lost", "kill courier-1", 2, "courier killed after the pop")], expected={"latency": "true"}
+    )
+    latency = CheckResult.of_findings("latency", [Finding("latency", "no_data", Validity.UNKNOWN)], {}, [], {})
+    decision = decide(policy, [outbound, latency, logs], view_of(world.recorded()))
+    findings = {(f.title, f.known): f for f in derive_findings(decision)}
+    assert set(findings) == {
+        ("latency: expected true, got unknown", False),
+        ("outbound: lost", True),
+        ("outbound: lost", False),
+        ("logs: no data", False),
+        ("latency: no data", False),
+    }
+    assert "courier killed after the pop" in findings[("outbound: lost", True)].detail
+    assert "outside every allowance window" in findings[("outbound: lost", False)].detail
 
 
 def test_run_dir_names(tmp_path: Path) -> None:

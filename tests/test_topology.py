@@ -533,7 +533,7 @@ def test_cli_validate_valid_file(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_cli_validate_invalid_file_prints_every_error(capsys: pytest.CaptureFixture[str]) -> None:
     path = BAD / "bad_port.yaml"
-    assert main(["topology", "validate", str(path)]) == 2
+    assert main(["topology", "validate", str(path)]) == 3
     captured = capsys.readouterr()
     assert captured.out == ""
     lines = captured.err.splitlines()
@@ -542,9 +542,9 @@ def test_cli_validate_invalid_file_prints_every_error(capsys: pytest.CaptureFixt
 
 
 def test_cli_validate_bad_param_option(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["topology", "validate", str(GOOD / "full.yaml"), "--param", "n"]) == 2
+    assert main(["topology", "validate", str(GOOD / "full.yaml"), "--param", "n"]) == 3
     assert capsys.readouterr().err == "--param: 'n': expected NAME=VALUE\n"
-    assert main(["topology", "validate", str(GOOD / "full.yaml"), "--param", "n=x"]) == 2
+    assert main(["topology", "validate", str(GOOD / "full.yaml"), "--param", "n=x"]) == 3
     assert "--param n=x: expected an int like its default 1" in capsys.readouterr().err
 
 
@@ -564,12 +564,12 @@ def test_cli_show_only_and_errors(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["topology", "show", str(GOOD / "full.yaml"), "--only", "app", "--param", "n=0"]) == 0
     out = capsys.readouterr().out
     assert "courier-1" in out and "mailroom-1" in out and "db-1" not in out and "courier-2" not in out
-    assert main(["topology", "show", str(GOOD / "full.yaml"), "--only", "infra,nope"]) == 2
+    assert main(["topology", "show", str(GOOD / "full.yaml"), "--only", "infra,nope"]) == 3
     assert "--only nope: unknown selector" in capsys.readouterr().err
-    assert main(["topology", "show", str(BAD / "dependency_cycle.yaml")]) == 2
+    assert main(["topology", "show", str(BAD / "dependency_cycle.yaml")]) == 3
     assert "dependency cycle" in capsys.readouterr().err
 
 
 def test_cli_topology_without_action_prints_usage(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["topology"]) == 2
+    assert main(["topology"]) == 3  # a usage error is bad input
     assert "validate" in capsys.readouterr().err

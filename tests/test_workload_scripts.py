@@ -55,6 +55,19 @@ def test_plans_are_deterministic_per_seed_and_urns_unique() -> None:
     assert len({urn for _, urn, _ in first}) == len(first)
 
 
+def test_runs_started_at_different_seconds_never_share_a_contact() -> None:
+    """Runs on one cluster share its contacts: a URN of an earlier run would bring that run's rows and flow
+    runs into this one's snapshot (a certification saw a contact of the run 53 s before: a 'repeated' reply)."""
+    scripts = list(load_scripts(SCRIPTS).values())
+    config = WorkloadConfig(rate=20, duration=60, seed=2)
+    start = 1_764_850_000
+    earlier = {c.urn for _, c in plan_conversations(scripts, config, salt=start)}
+    assert len(earlier) > 100
+    for later in [*range(1, 600), 3600, 86_400]:
+        urns = {c.urn for _, c in plan_conversations(scripts, config, salt=start + later)}
+        assert not earlier & urns, later
+
+
 @pytest.mark.parametrize(
     ("content", "message"),
     [

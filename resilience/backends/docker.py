@@ -1,14 +1,16 @@
-"""The Docker backend: realises a topology as labelled containers on one bridge network per run.
+"""The Docker backend's lifecycle: realises a topology as labelled containers on one bridge network per run,
+finds runs, attaches to one, reconfigures and recreates nodes, takes runs down and reaps orphans.
 
 Everything it creates carries `resilience.run=<run id>`; it never lists, changes or removes anything
 without that label. Ports are published on 127.0.0.1 only, so the host never dials a bridge address.
+The node operations faults act through are docker_nodes.py's `DockerRun` (the Backend protocol, base.py);
+it and the names below are imported from here as before.
 """
 
 from __future__ import annotations
 
-import io
 import json
-import tarfile
+import signal
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -20,35 +22,34 @@ import docker.errors
 import docker.models.networks
 from docker.models.containers import Container
 
-from resilience import images
-from resilience.backends import labels
-from resilience.backends.render import files_for
-from resilience.topology import HealthKind, NodeSpec, Service, Topology
-from resilience.waits import (
-    CommandSucceeds,
-    HttpOk,
-    LogLine,
-    PortOpen,
-    WaitStrategy,
-    wait_until_healthy,
-)
+from resilience import images, ownership, reaper
+from resilience.backends import engine, labels
+from resilience.backends.base import BackendError, NodeStatus
+from resilience.backends.docker_nodes import DockerRun, put_files, strategies_for
+from resilience.backends.render import files_for, node_environment
+from resilience.topology import NodeSpec, RestartName, RestartPolicy, Topology
+
+# Imported from here by the CLI, tests and benchmarks since before the split.
+__all__ = [
+    "REAPER_GRACE_SECONDS",
+    "BackendError",
+    "DockerBackend",
+    "DockerRun",
+    "NoRunError",
+    "NodeStatus",
+    "RunInfo",
+    "docker_restart_policy",
+    "iter_labelled",
+    "strategies_for",
+]
 
 Log = Callable[[str], None]
+REAPER_GRACE_SECONDS = 60.0
 
 
-class BackendError(RuntimeError):
-    """Something the backend was asked to do could not be done; the message says what and on which node."""
-
-
-@dataclass(frozen=True)
-class NodeStatus:
-    node: str
-    service: str
-    role: str
-    state: str  # docker's: running, paused, exited, created, missing
-    healthy: bool
-    reason: str
-    ports: dict[int, int]  # container port -> published host port on 127.0.0.1
+class NoRunError(BackendError):
+    """No run to act on: none is up, the one named does not exist, or none is the caller's (the message
+    then lists the candidates, with their owners and ages)."""
 
 
 @dataclass(frozen=True)
@@ -59,219 +60,41 @@ class RunInfo:
     topology: str
     containers: int
     created: float
+    user: str = ""  # who owns it (labels.USER); "" for runs made before that label existed
+    reaper: bool = False  # it was given a reaper (labels.REAPER)
+    watched: bool = False  # its reaper runs: its owner's heartbeat holds (resilience/reaper.py)
 
     @property
     def orphaned(self) -> bool:
-        # A run without an owner label was not made by this backend: only `resilience cleanup` removes it.
-        return bool(self.owner) and not self.keep and not labels.owner_alive(self.owner)
-
-
-def strategies_for(service: Service) -> list[WaitStrategy]:
-    result: list[WaitStrategy] = []
-    for check in service.health:
-        if check.kind is HealthKind.PORT:
-            result.append(PortOpen(int(check.port or 0)))
-        elif check.kind is HealthKind.HTTP:
-            result.append(HttpOk(int(check.port or 0), check.path or "/", check.status or 200, check.contains))
-        elif check.kind is HealthKind.COMMAND:
-            result.append(CommandSucceeds(tuple(check.command or ())))
-        elif check.kind is HealthKind.LOG:
-            result.append(LogLine(check.pattern or ""))
-    return result
-
-
-class DockerRun:
-    """A running (or partly running) topology: the handle faults, probes and the workload act through."""
-
-    def __init__(self, client: docker.DockerClient, run_id: str, topology: Topology) -> None:
-        self.client = client
-        self.run_id = run_id
-        self.topology = topology
-        self.original_topology = topology  # as brought up, before any reconfigure()
-        self.network_name = f"rs-{run_id}"
-
-    # -- lookup -------------------------------------------------------------------------------------
-    def container_name(self, node: str) -> str:
-        return f"rs-{self.run_id}-{node}"
-
-    def container(self, node: str) -> Container:
-        try:
-            container = self.client.containers.get(self.container_name(node))
-        except docker.errors.NotFound:
-            raise BackendError(f"node {node} of run {self.run_id} does not exist") from None
-        if container.labels.get(labels.RUN) != self.run_id:
-            raise BackendError(f"container {container.name} is not labelled with run {self.run_id}")
-        return container
-
-    def node_names(self) -> list[str]:
-        return [n.name for n in self.topology.nodes()]
-
-    def nodes_of(self, service_or_role: str) -> list[str]:
-        return [
-            n.name
-            for n in self.topology.nodes()
-            if n.service == service_or_role or self.topology.services[n.service].role.value == service_or_role
-        ]
-
-    # -- addresses ----------------------------------------------------------------------------------
-    def published(self, node: str, port: int) -> tuple[str, int] | None:
-        container = self.container(node)
-        bindings = (container.attrs.get("NetworkSettings", {}).get("Ports") or {}).get(f"{port}/tcp")
-        if not bindings:
-            container.reload()
-            bindings = (container.attrs.get("NetworkSettings", {}).get("Ports") or {}).get(f"{port}/tcp")
-        if not bindings:
-            return None
-        return ("127.0.0.1", int(bindings[0]["HostPort"]))
-
-    def endpoint(self, node: str, port: int) -> tuple[str, int]:
-        address = self.published(node, port)
-        if address is None:
-            raise BackendError(f"port {port} of {node} is not published (add it to the service's ports)")
-        return address
-
-    def url(self, node: str, port: int, path: str = "") -> str:
-        host, host_port = self.endpoint(node, port)
-        return f"http://{host}:{host_port}{path}"
-
-    def address(self, node: str) -> str:
-        """The node's address on the run's network: for use inside the network only, never dialled from the host."""
-        container = self.container(node)
-        return str(container.attrs["NetworkSettings"]["Networks"][self.network_name]["IPAddress"])
-
-    def host_pid(self, node: str) -> int:
-        """The node's main process as the host sees it, for `nsenter -t PID -n` into its network namespace."""
-        container = self.container(node)
-        container.reload()
-        pid = int(container.attrs["State"]["Pid"])
-        if pid <= 0:
-            raise BackendError(f"{node} is not running, it has no process")
-        return pid
-
-    # -- state --------------------------------------------------------------------------------------
-    def state(self, node: str) -> str:
-        try:
-            container = self.container(node)
-        except BackendError:
-            return "missing"
-        container.reload()
-        return str(container.status)
-
-    def is_running(self, node: str) -> bool:
-        return self.state(node) in {"running", "paused"}
-
-    def exec(self, node: str, cmd: Sequence[str], user: str | None = None) -> tuple[int, str]:
-        container = self.container(node)
-        try:
-            result = container.exec_run(list(cmd), user=user or "", demux=False)
-        except docker.errors.APIError as exc:
-            return 126, str(exc.explanation or exc)
-        output = result.output.decode(errors="replace") if result.output else ""
-        return int(result.exit_code if result.exit_code is not None else 126), output
-
-    def exec_ok(self, node: str, cmd: Sequence[str], user: str | None = None) -> str:
-        rc, out = self.exec(node, cmd, user)
-        if rc != 0:
-            raise BackendError(f"`{' '.join(cmd)}` on {node} exited {rc}: {out.strip()[-400:]}")
-        return out
-
-    def logs(self, node: str, tail: int | None = None, since: float | None = None, timestamps: bool = False) -> str:
-        try:
-            container = self.container(node)
-        except BackendError:
-            return ""
-        kwargs: dict[str, object] = {"timestamps": timestamps}
-        if tail is not None:
-            kwargs["tail"] = tail
-        if since is not None:
-            kwargs["since"] = int(since)
-        return container.logs(**kwargs).decode(errors="replace")
-
-    def put_file(self, node: str, path: str, content: str | bytes, mode: int = 0o644) -> None:
-        self._put_files(self.container(node), {path: content}, mode)
-
-    @staticmethod
-    def _put_files(container: Container, files: dict[str, str | bytes], mode: int = 0o644) -> None:
-        buf = io.BytesIO()
-        with tarfile.open(fileobj=buf, mode="w") as tar:
-            for path, content in files.items():
-                data = content.encode() if isinstance(content, str) else content
-                info = tarfile.TarInfo(path.lstrip("/"))
-                info.size = len(data)
-                info.mode = mode
-                info.mtime = int(time.time())
-                tar.addfile(info, io.BytesIO(data))
-        if not container.put_archive("/", buf.getvalue()):
-            raise BackendError(f"could not copy {', '.join(files)} into {container.name}")
-
-    # -- node operations (the faults act through these) -----------------------------------------------
-    def signal(self, node: str, signal: str = "SIGKILL") -> None:
-        self.container(node).kill(signal=signal)
-
-    def kill(self, node: str) -> None:
-        self.signal(node, "SIGKILL")
-
-    def stop(self, node: str, timeout: int = 10) -> None:
-        self.container(node).stop(timeout=timeout)
-
-    def start(self, node: str) -> None:
-        self.container(node).start()
-
-    def restart(self, node: str, timeout: int = 10) -> None:
-        self.container(node).restart(timeout=timeout)
-
-    def pause(self, node: str) -> None:
-        self.container(node).pause()
-
-    def unpause(self, node: str) -> None:
-        container = self.container(node)
-        container.reload()
-        if container.status == "paused":
-            container.unpause()
-
-    def disconnect(self, node: str) -> None:
-        self.client.networks.get(self.network_name).disconnect(self.container(node), force=True)
-
-    def connect(self, node: str) -> None:
-        spec = self.topology.node(node)
-        network = self.client.networks.get(self.network_name)
-        network.reload()
-        attached = {c.name for c in network.containers}
-        if self.container_name(node) not in attached:
-            network.connect(self.container(node), aliases=[node, spec.service])
-
-    def wait_healthy(self, node: str, timeout: float | None = None) -> float:
-        service = self.topology.services[self.topology.node(node).service]
-        return wait_until_healthy(self, node, strategies_for(service), timeout or service.health_timeout)
-
-    def status(self) -> list[NodeStatus]:
-        rows: list[NodeStatus] = []
-        for spec in self.topology.nodes():
-            service = self.topology.services[spec.service]
-            state = self.state(spec.name)
-            healthy, reason = False, state
-            ports: dict[int, int] = {}
-            if state == "running":
-                failing = next(
-                    (p for p in (s.probe(self, spec.name) for s in strategies_for(service)) if not p.ok), None
-                )
-                healthy, reason = failing is None, "" if failing is None else failing.reason
-                for port, _proto in service.ports:
-                    address = self.published(spec.name, port)
-                    if address:
-                        ports[port] = address[1]
-            rows.append(NodeStatus(spec.name, spec.service, service.role.value, state, healthy, reason, ports))
-        return rows
+        """Its owner is gone and it was not kept. A run without an owner label was not made by this backend:
+        only `resilience cleanup` removes it. A watched run never is; one whose reaper has stopped while
+        the run remains lost its heartbeat, wherever its owner ran; one without a reaper is judged by its
+        owner's process, which only its own host can see (labels.owner_alive)."""
+        if not self.owner or self.keep or self.watched:
+            return False
+        if self.reaper:
+            # Its reaper is made before anything else of the run; give a run being made time to start it.
+            return time.time() - self.created > REAPER_GRACE_SECONDS
+        return not labels.owner_alive(self.owner)
 
 
 class DockerBackend:
     def __init__(self, client: docker.DockerClient | None = None) -> None:
-        self.client = client or docker.from_env()
+        self.client = client or engine.connect()
 
     # -- discovery ------------------------------------------------------------------------------------
     def runs(self) -> list[RunInfo]:
         by_run: dict[str, list[Container]] = {}
+        watched: set[str] = set()
         for container in self.client.containers.list(all=True, filters={"label": labels.RUN}, ignore_removed=True):
+            if container.labels.get(labels.ROLE) == reaper.ROLE:
+                # Created and never started: its owner died before it could attach (a window of
+                # milliseconds); that counts as a heartbeat only while the run is young.
+                age = time.time() - float(container.labels.get(labels.CREATED, "0") or 0)
+                if container.status == "running" or (container.status == "created" and age < REAPER_GRACE_SECONDS):
+                    watched.add(container.labels[labels.RUN])
+                by_run.setdefault(container.labels[labels.RUN], [])
+                continue
             by_run.setdefault(container.labels[labels.RUN], []).append(container)
         for network in self.client.networks.list(filters={"label": labels.RUN}):
             by_run.setdefault(network.attrs["Labels"][labels.RUN], [])
@@ -286,6 +109,9 @@ class DockerBackend:
                     topology=first.get(labels.TOPOLOGY, ""),
                     containers=len(containers),
                     created=float(first.get(labels.CREATED, "0") or 0),
+                    user=first.get(labels.USER, ""),
+                    reaper=first.get(labels.REAPER) == "true",
+                    watched=run_id in watched,
                 )
             )
         return sorted(infos, key=lambda r: r.created)
@@ -296,23 +122,27 @@ class DockerBackend:
         return {}
 
     def attach(self, run_id: str | None = None, topology: Topology | None = None) -> DockerRun:
-        """The handle of an existing run (the newest when no id is given)."""
-        runs = self.runs()
-        if not runs:
-            raise BackendError("no run is up (resilience up TOPOLOGY starts one)")
-        info = next((r for r in runs if r.run_id == run_id), None) if run_id else runs[-1]
-        if info is None:
-            raise BackendError(f"no run {run_id}; runs: {', '.join(r.run_id for r in runs)}")
+        """The handle of an existing run: the one named, else the caller's newest (resilience/ownership.py).
+
+        Raises NoRunError when there is none, listing the runs of others rather than picking one of them."""
+        try:
+            info = ownership.choose_run(self.runs(), run_id, ownership.current_owner())
+        except ownership.OwnershipError as exc:
+            raise NoRunError(str(exc)) from None
         if topology is None:
-            from resilience.topology import load_topology
+            from resilience.topology import TopologyError, load_topology
 
             meta = self._network_labels(info.run_id)
             path = meta.get(labels.TOPOLOGY) or info.topology
             params = json.loads(meta.get("resilience.params", "{}"))
             only = [s for s in meta.get("resilience.only", "").split(",") if s]
-            topology = load_topology(Path(path), params)
-            if only:
-                topology = topology.select(only)
+            try:
+                topology = load_topology(Path(path), params)
+                if only:
+                    topology = topology.select(only)
+            except TopologyError as exc:
+                first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                raise BackendError(f"run {info.run_id}: cannot read back its topology {path}: {first}") from None
         return DockerRun(self.client, info.run_id, topology)
 
     # -- lifecycle --------------------------------------------------------------------------------------
@@ -332,16 +162,23 @@ class DockerBackend:
         common = {
             labels.RUN: run_id,
             labels.OWNER: labels.owner_label(),
+            labels.USER: ownership.current_owner(),
             labels.KEEP: "true" if keep else "false",
             labels.TOPOLOGY: str(topology.path),
             labels.CREATED: f"{time.time():.3f}",
         }
-        self.client.networks.create(
-            run.network_name,
-            driver="bridge",
-            labels={**common, "resilience.params": json.dumps(params or {}), "resilience.only": ",".join(only)},
-        )
         try:
+            if not keep:
+                # First, so that a harness killed at any later moment leaves nothing (resilience/reaper.py).
+                image = images.resolve_image(images.NODE_REPO)
+                if reaper.start_reaper(self.client, run_id, image, {**common, labels.REAPER: "true"}, log):
+                    common[labels.REAPER] = "true"
+            with reaper.signals_held(signal.SIGINT, signal.SIGTERM):  # see signals_held
+                self.client.networks.create(
+                    run.network_name,
+                    driver="bridge",
+                    labels={**common, "resilience.params": json.dumps(params or {}), "resilience.only": ",".join(only)},
+                )
             for wave in topology.start_waves():
                 nodes = [n for s in wave for n in topology.nodes() if n.service == s.name]
                 with ThreadPoolExecutor(max_workers=max(1, len(nodes))) as pool:
@@ -352,6 +189,9 @@ class DockerBackend:
             raise BackendError(f"{exc.explanation}: build it with `resilience images build`") from None
         except docker.errors.APIError as exc:
             self.down(run_id, log=lambda _m: None)
+            problem = engine.explain(exc)  # a port already taken, a full disk: the host's, not the topology's
+            if problem:
+                raise engine.EnvironmentProblem(problem) from None
             raise BackendError(f"docker refused: {exc.explanation or exc}") from None
         except BaseException:
             log(f"bring-up of run {run_id} failed; removing what it created")
@@ -362,17 +202,7 @@ class DockerBackend:
     def _create_and_start(self, run: DockerRun, node: NodeSpec, common: dict[str, str]) -> None:
         topology = run.topology
         service = topology.services[node.service]
-        peers = [n.name for n in topology.nodes() if n.service == node.service]
-        env = {
-            **{k: str(v) for k, v in service.env.items()},
-            "RESILIENCE_RUN": run.run_id,
-            "RESILIENCE_NODE": node.name,
-            "RESILIENCE_SERVICE": node.service,
-            "RESILIENCE_INDEX": str(node.index),
-            "RESILIENCE_PEERS": ",".join(peers),
-        }
-        if service.switches:
-            env["STANDIN_SWITCHES"] = json.dumps(service.switches)
+        env = node_environment(topology, node, run.run_id)
         volumes: dict[str, dict[str, str]] = {}
         for spec in service.volumes:
             source, target, mode = _split_volume(spec)
@@ -398,6 +228,7 @@ class DockerBackend:
             ports={f"{port}/{proto}": ("127.0.0.1", None) for port, proto in service.ports},
             volumes=volumes,
             init=True,
+            restart_policy=docker_restart_policy(service.restart_policy),
             privileged=bool(service.privileged),
             cap_add=list(service.cap_add) or None,
             network=run.network_name,
@@ -408,7 +239,7 @@ class DockerBackend:
         )
         files = files_for(topology, node, run.run_id)
         if files:
-            DockerRun._put_files(container, dict(files))
+            put_files(container, dict(files))
         container.start()
 
     def reconfigure(self, run: DockerRun, switches: dict[str, dict[str, object]], log: Log = print) -> list[str]:
@@ -462,7 +293,10 @@ class DockerBackend:
     def down(self, run_id: str, log: Log = print) -> None:
         """Remove every container, network and volume labelled with this run id."""
         selector = {"label": f"{labels.RUN}={run_id}"}
-        containers = self.client.containers.list(all=True, filters=selector, ignore_removed=True)
+        listed = self.client.containers.list(all=True, filters=selector, ignore_removed=True)
+        # The reaper goes last: should this be cut short (^C in a finally), it still removes the rest.
+        watchers = [c for c in listed if c.labels.get(labels.ROLE) == reaper.ROLE]
+        containers = [c for c in listed if c not in watchers]
         with ThreadPoolExecutor(max_workers=8) as pool:
             list(pool.map(_remove_container, containers))
         stuck = [n.name for n in self.client.networks.list(filters=selector) if not _remove_network(n)]
@@ -471,6 +305,8 @@ class DockerBackend:
                 volume.remove(force=True)
             except docker.errors.APIError as exc:
                 log(f"run {run_id}: volume {volume.name} not removed: {exc.explanation or exc}")
+        for watcher in watchers:
+            _remove_container(watcher)
         log(f"run {run_id}: removed {len(containers)} containers")
         if stuck:
             # Docker 20.10 can keep a stale endpoint count on a network with nothing attached (moby#17217);
@@ -506,7 +342,7 @@ def _remove_network(network: docker.models.networks.Network, attempts: int = 3) 
         except docker.errors.APIError:
             try:
                 network.reload()
-                for endpoint in (network.attrs.get("Containers") or {}):
+                for endpoint in network.attrs.get("Containers") or {}:
                     network.disconnect(endpoint, force=True)
             except docker.errors.APIError:
                 pass
@@ -521,6 +357,14 @@ def _remove_container(container: Container) -> None:
         container.remove(force=True, v=True)
     except docker.errors.NotFound:
         pass
+
+
+def docker_restart_policy(policy: RestartPolicy) -> dict[str, object]:
+    """The topology's policy as Docker's HostConfig.RestartPolicy. Docker's back-off between restarts starts
+    at 100 ms and doubles up to a minute; a life of 10 s or more starts it over (docs/topology.md)."""
+    if policy.name is RestartName.ON_FAILURE:
+        return {"Name": "on-failure", "MaximumRetryCount": policy.max_retries}
+    return {"Name": policy.name.value}
 
 
 def _split_volume(spec: str) -> tuple[str, str, str]:

@@ -6,6 +6,7 @@ addresses and the proxy in front of them are derived from the topology here rath
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,24 @@ HTTP_POOLS: dict[Role, tuple[str, str, int]] = {
     Role.MAILROOM: ("mailroom", "/mr/", 8090),
 }
 SENTINEL_MASTER_NAME = "rapidpro"
+
+
+def node_environment(topology: Topology, node: NodeSpec, run_id: str) -> dict[str, str]:
+    """The environment a node's process gets, whichever backend starts it: the service's env, who it is in the
+    run, and the stand-in switches (STANDIN_SWITCHES)."""
+    service = topology.services[node.service]
+    peers = [n.name for n in topology.nodes() if n.service == node.service]
+    env = {
+        **{k: str(v) for k, v in service.env.items()},
+        "RESILIENCE_RUN": run_id,
+        "RESILIENCE_NODE": node.name,
+        "RESILIENCE_SERVICE": node.service,
+        "RESILIENCE_INDEX": str(node.index),
+        "RESILIENCE_PEERS": ",".join(peers),
+    }
+    if service.switches:
+        env["STANDIN_SWITCHES"] = json.dumps(service.switches)
+    return env
 
 
 def _render(template: str, **context: Any) -> str:

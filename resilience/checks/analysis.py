@@ -34,6 +34,23 @@ class Analysis:
         return view_of(self.history)
 
     @cached_property
+    def _unsettled(self) -> frozenset[str] | None:
+        unsettled = self.snapshot.unsettled
+        return frozenset(unsettled) if unsettled is not None else None
+
+    def settled(self, urn: str) -> bool:
+        """Whether RapidPro had nothing left to do for this contact when the snapshot was read: a contact
+        with a backlog is judged unknown, the others are judged (quiescence per contact)."""
+        if self.snapshot.quiescent:
+            return True
+        unsettled = self._unsettled
+        return unsettled is not None and urn not in unsettled
+
+    def seconds_of_wall(self, wall_ns: int) -> float:
+        """A wall-clock time in the history's seconds (the recorder's anchor pairs the two clocks)."""
+        return self.view.seconds(self.history.header.wall_to_mono_ns(wall_ns))
+
+    @cached_property
     def inbound(self) -> InboundMatching:
         return match_inbound(self.view, self.snapshot)
 

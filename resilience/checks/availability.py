@@ -11,10 +11,9 @@ from itertools import accumulate, pairwise
 from typing import Any
 
 from resilience.checks.analysis import Analysis
-from resilience.checks.matching import InboundMatching
-from resilience.checks.model import NS_PER_S, Exchange, Fault, HistoryView
-from resilience.checks.options import parse_options
-from resilience.checks.result import CheckResult, Examples, verdict
+from resilience.checks.model import NS_PER_S, Exchange, FaultWindow, HistoryView
+from resilience.checks.options import OptionsError, parse_options
+from resilience.checks.result import CheckResult, Examples, Finding, Validity
 from resilience.history import FAIL, INFO, OK, RecordedHistory
 from resilience.snapshot import Snapshot
 
@@ -33,6 +32,25 @@ class AvailabilityOptions:
     """Acknowledged MOs a single failover may lose before the verdict is false."""
     failover_kinds: tuple[str, ...] = ()
     """Fault kinds that are failovers; empty means every kind whose name contains "failover"."""
+    rpo_lookback_s: float = 2.0
+    """A failover's recovery point counts the acknowledged MOs lost that were acknowledged from this long
+    before its injection (what replication may not have shipped yet) until its recovery; losses outside
+    every failover's window are not charged to a failover."""
+    fault_bounds: dict[str, dict[str, float]] | None = None
+    """Per fault kind, `max_unavailable_s` and `max_recovery_s` for faults of that kind (over the global
+    ones); the experiment fills it from resilience/verdict/bounds.py."""
+
+
+KINDS: dict[str, str] = {
+    "unavailable": "a fault's longest stretch without an acknowledged MO exceeded its bound",
+    "slow_recovery": "the first acknowledged MO after a fault's recovery came later than its bound",
+    "never_recovered": "no MO was acknowledged after a fault's recovery (unknown, or false once MOs were tried "
+    "for longer than the recovery bound)",
+    "rpo": "acknowledged MOs lost inside a failover's window, over max_rpo_msgs (count: messages)",
+    "low_success_ratio": "the overall share of acknowledged MOs fell below min_success_ratio",
+    "no_data": "no MO completed (unknown)",
+}
+BOUND_NAMES = ("max_unavailable_s", "max_recovery_s")
 
 
 class _Successes:
@@ -44,6 +62,9 @@ class _Successes:
         # earliest completion among MOs invoked at or after position i
         self.first_done_from = list(accumulate(reversed([done for _, done in oks]), min))[::-1]
         self.done_sorted = sorted(done for _, done in oks)
+        # When the last MO was tried (its completion, or its invocation if it never completed): an outage
+        # that never ended is measured up to here, not across time when nobody was sending.
+        self.last_attempt = max((m.end_time or m.invoke_time for m in mos), default=None)
 
     def first_after(self, when: int) -> int | None:
         position = bisect.bisect_left(self.invoked, when)
@@ -77,45 +98,58 @@ def check(
 
     successes = _Successes(mos)
     invoked = [m.invoke_time for m in mos]
-    lost_acks = _lost_acknowledgements(analysis.inbound)
+    lost_acks = _lost_acknowledgements(analysis)
     examples = Examples()
+    findings: list[Finding] = []
     faults = []
-    attributed = 0
+    lookback = int(opts.rpo_lookback_s * NS_PER_S)
     for fault in view.applied_faults:
         report = _fault_report(fault, view, mos, invoked, successes)
+        report["bounds"] = _bounds_for(fault.kind, opts)
         if _is_failover(fault, opts):
             until = fault.until(view.history.end_time)
-            lost_here = [t for t in lost_acks[attributed:] if t < until]
-            attributed += len(lost_here)
+            lost_here = [(t, settled) for t, settled in lost_acks if fault.start - lookback <= t < until]
             report["rpo_msgs"] = len(lost_here)
-            report["rpo_window_s"] = round(max(0, fault.start - lost_here[0]) / NS_PER_S, 3) if lost_here else 0.0
+            report["rpo_window_s"] = [round(view.seconds(fault.start - lookback), 3), round(view.seconds(until), 3)]
+            report["rpo_settled"] = all(settled for _, settled in lost_here)
         faults.append(report)
+
+    def find(kind: str, severity: Validity, report: dict[str, Any], at_s: float | None, detail: str,
+             count: int = 1) -> None:  # fmt: skip
+        findings.append(Finding(NAME, kind, severity, at_s, count, fault=report["id"], detail=detail))
+        examples.add(kind, **{k: v for k, v in report.items() if k != "targets"})
+
+    failovers = [f for f in faults if "rpo_msgs" in f]
+    for report in faults:
+        bounds = report["bounds"]
+        label = f"{report['fault']} {' '.join(map(str, report['targets']))}".strip()
+        limit = bounds.get("max_unavailable_s")
+        if limit is not None and report["unavailable_s"] > limit:
+            find("unavailable", Validity.FALSE, report, report["unavailable_from_s"],
+                 f"{label}: {report['unavailable_s']} s without an acknowledged MO > bound {limit} s")  # fmt: skip
+        late = bounds.get("max_recovery_s")
+        if late is not None and (report["time_to_recover_s"] or 0) > late:
+            took = report["time_to_recover_s"]
+            find("slow_recovery", Validity.FALSE, report, report["end_s"],
+                 f"{label}: first acknowledged MO {took} s after recovery > bound {late} s")  # fmt: skip
+        if report["never_recovered"]:
+            given_up = late is not None and report["tried_after_recover_s"] > late
+            tried = report["tried_after_recover_s"]
+            find("never_recovered", Validity.FALSE if given_up else Validity.UNKNOWN, report, report["end_s"],
+                 f"{label}: no MO acknowledged in the {tried} s tried after recovery")  # fmt: skip
+        if "rpo_msgs" in report and report["rpo_msgs"] > opts.max_rpo_msgs:
+            find("rpo", Validity.FALSE if report["rpo_settled"] else Validity.UNKNOWN, report, report["start_s"],
+                 f"{label}: {report['rpo_msgs']} acknowledged MOs lost in {report['rpo_window_s']} s",
+                 count=report["rpo_msgs"])  # fmt: skip
+    if opts.min_success_ratio is not None and ratio is not None and ratio < opts.min_success_ratio:
+        findings.append(Finding(NAME, "low_success_ratio", Validity.FALSE,
+                                detail=f"{ratio:.3f} < {opts.min_success_ratio}"))  # fmt: skip
+    if completed == 0:
+        findings.append(Finding(NAME, "no_data", Validity.UNKNOWN, detail="no MO completed"))
 
     quiescent = snapshot.quiescent
     recover_times = [f["time_to_recover_s"] for f in faults if f["time_to_recover_s"] is not None]
     gaps = [f["unavailable_s"] for f in faults]
-    failovers = [f for f in faults if "rpo_msgs" in f]
-    rpo_excess = [f for f in failovers if f["rpo_msgs"] > opts.max_rpo_msgs]
-    unrecovered = [f for f in faults if f["never_recovered"]]
-    late = opts.max_recovery_s
-    slow = [f for f in faults if late is not None and (f["time_to_recover_s"] or 0) > late]
-    # never recovered, though MOs were still being tried for longer than the bound allows
-    given_up = [f for f in unrecovered if late is not None and f["tried_after_recover_s"] > late]
-    long_gaps = [
-        f for f in faults if opts.max_unavailable_s is not None and f["unavailable_s"] > opts.max_unavailable_s
-    ]
-    poor = opts.min_success_ratio is not None and ratio is not None and ratio < opts.min_success_ratio
-    for kind, found in (("rpo", rpo_excess), ("slow_recovery", slow + given_up), ("unavailable", long_gaps)):
-        for fault_report in found:
-            examples.add(kind, **{k: v for k, v in fault_report.items() if k != "targets"})
-    for fault_report in unrecovered:
-        if fault_report not in given_up:
-            examples.add("never_recovered", **{k: v for k, v in fault_report.items() if k != "targets"})
-
-    valid = verdict(
-        false_if=poor or bool(slow) or bool(given_up) or bool(long_gaps) or (quiescent and bool(rpo_excess)),
-        unknown_if=completed == 0 or len(unrecovered) > len(given_up) or (not quiescent and bool(rpo_excess)),
-    )
     counts: dict[str, int | float] = {
         "mos": len(mos),
         "ok": outcomes[OK],
@@ -125,39 +159,56 @@ def check(
         "success_ratio": round(ratio, 6) if ratio is not None else 0.0,
         "faults": len(faults),
         "failovers": len(failovers),
-        "never_recovered": len(unrecovered),
+        "never_recovered": sum(f["never_recovered"] for f in faults),
         "max_time_to_recover_s": max(recover_times, default=0.0),
         "max_unavailable_s": max(gaps, default=0.0),
         "rpo_msgs": sum(f["rpo_msgs"] for f in failovers),
     }
-    return CheckResult(
-        name=NAME,
-        valid=valid,
-        counts=counts,
-        examples=examples.items,
-        details={"per_second": _per_second(view, mos), "faults": faults, "quiescent": quiescent},
+    return CheckResult.of_findings(
+        NAME,
+        findings,
+        counts,
+        examples.items,
+        {"per_second": _per_second(view, mos), "faults": faults, "quiescent": quiescent},
     )
 
 
-def _is_failover(fault: Fault, opts: AvailabilityOptions) -> bool:
+def _bounds_for(kind: str, opts: AvailabilityOptions) -> dict[str, float]:
+    bounds = {
+        name: value
+        for name, value in (("max_unavailable_s", opts.max_unavailable_s), ("max_recovery_s", opts.max_recovery_s))
+        if value is not None
+    }
+    per_kind = (opts.fault_bounds or {}).get(kind, {})
+    unknown = sorted(set(per_kind) - set(BOUND_NAMES))
+    if unknown:
+        raise OptionsError(f"{NAME}.fault_bounds[{kind!r}]: unknown bound(s) {unknown}; known: {list(BOUND_NAMES)}")
+    return bounds | per_kind
+
+
+def _is_failover(fault: FaultWindow, opts: AvailabilityOptions) -> bool:
     return fault.kind in opts.failover_kinds if opts.failover_kinds else "failover" in fault.kind
 
 
-def _lost_acknowledgements(matching: InboundMatching) -> list[int]:
-    """Acknowledgement times of acknowledged MOs missing from msgs_msg, earliest first."""
+def _lost_acknowledgements(analysis: Analysis) -> list[tuple[int, bool]]:
+    """(acknowledgement time, contact settled) of acknowledged MOs missing from msgs_msg, earliest first."""
     return sorted(
-        m.mo.end_time for m in matching.others if m.mo.outcome == OK and not m.rows and m.mo.end_time is not None
+        (m.mo.end_time, analysis.settled(m.mo.urn))
+        for m in analysis.inbound.others
+        if m.mo.outcome == OK and not m.rows and m.mo.end_time is not None
     )
 
 
 def _fault_report(
-    fault: Fault, view: HistoryView, mos: list[Exchange], invoked: list[int], successes: _Successes
+    fault: FaultWindow, view: HistoryView, mos: list[Exchange], invoked: list[int], successes: _Successes
 ) -> dict[str, Any]:
     history_end = view.history.end_time
     first_ok = successes.first_after(fault.start)
     recovered_at = successes.first_after(fault.end) if fault.end is not None else None
-    # The fault's effect is measured from its injection until service was seen again after its removal.
-    stop = recovered_at or history_end
+    # The fault's effect is measured from its injection until service was seen again after its removal;
+    # when it never was, until the last MO tried: time when nobody was sending is not an outage (a failover
+    # whose recovery, the old primary's rebuild, completes after the workload ended lasts past any MO).
+    stop = recovered_at or successes.last_attempt or history_end
     gap_from, gap_to = successes.longest_gap(fault.start, max(stop, fault.start))
     # MOs are sorted by invocation, so the ones invoked within the window are a slice.
     first, last = bisect.bisect_left(invoked, fault.start), bisect.bisect_left(invoked, fault.until(history_end))

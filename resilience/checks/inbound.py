@@ -10,7 +10,7 @@ from typing import Any
 from resilience.checks.analysis import Analysis
 from resilience.checks.matching import PENDING, InboundMatch
 from resilience.checks.options import parse_options
-from resilience.checks.result import CheckResult, Examples, verdict
+from resilience.checks.result import CheckResult, Examples, Finding, Validity
 from resilience.history import FAIL, INFO, OK, RecordedHistory
 from resilience.snapshot import Snapshot
 
@@ -28,6 +28,16 @@ class InboundOptions:
     """A `fail` MO (courier answered 4xx/5xx) found in msgs_msg makes the verdict false."""
 
 
+# Every kind of finding this checker reports (allowances and declared unknowns are validated against it).
+KINDS: dict[str, str] = {
+    "lost": "an acknowledged MO with no row in msgs_msg (count 1 per MO; unknown while its contact has a backlog)",
+    "duplicated": "an MO stored in more than one row (count: the extra rows)",
+    "unhandled": "an MO whose row is still P after quiescence (unknown while its contact has a backlog)",
+    "recovered": "an MO courier refused (4xx/5xx) that was stored anyway",
+    "no_data": "no MO was acknowledged: nothing to judge (unknown)",
+}
+
+
 def check(
     history: RecordedHistory,
     snapshot: Snapshot,
@@ -42,12 +52,25 @@ def check(
     examples = Examples()
     listed: dict[str, list[int]] = {"lost": [], "duplicated": [], "unhandled": [], "recovered": []}
     found: Counter[str] = Counter()
+    # Per kind, the findings of that kind; the thresholds decide below whether they make the verdict false.
+    pending: dict[str, list[Finding]] = {kind: [] for kind in listed}
 
-    def note(kind: str, match: InboundMatch) -> None:
+    def note(kind: str, match: InboundMatch, count: int = 1) -> None:
         found[kind] += 1
         if len(listed[kind]) < MAX_LISTED:
             listed[kind].append(match.mo.index)
         examples.add(kind, **_describe(match, view.seconds))
+        mo = match.mo
+        settled = analysis.settled(mo.urn)
+        # Rows never disappear, so duplicates and refused-but-stored MOs are final even before quiescence;
+        # a missing or pending row may still be in a spool or a queue while the contact has a backlog.
+        certain = kind in ("duplicated", "recovered") or settled
+        pending[kind].append(
+            Finding(
+                NAME, kind, Validity.FALSE if certain else Validity.UNKNOWN, round(view.seconds(mo.invoke_time), 3),
+                count, mo.index, mo.urn, detail=f"msg_uuid {mo.msg_uuid}, rows {[r.id for r in match.rows]}",
+            )
+        )  # fmt: skip
 
     for match in matching.others:
         rows = match.rows
@@ -57,7 +80,7 @@ def check(
             continue
         if len(rows) > 1:
             found["duplicate_rows"] += len(rows) - 1
-            note("duplicated", match)
+            note("duplicated", match, len(rows) - 1)
         if any(row.status == PENDING for row in rows):
             note("unhandled", match)
         found["uuid_mismatch"] += match.uuid_mismatch
@@ -88,24 +111,24 @@ def check(
         "unclaimed_rows": matching.unclaimed_rows,
     }
 
-    quiescent = snapshot.quiescent
-    # Rows never disappear, so duplicates and rejected-but-stored MOs are final even before quiescence;
-    # a missing or pending row may still be in a spool or a queue until then.
-    definite_false = counts["duplicate_rows"] > opts.allowed_duplicates or (
-        opts.failed_must_be_absent and counts["recovered"] > 0
+    findings = [*pending["lost"], *pending["recovered"]] if opts.failed_must_be_absent else [*pending["lost"]]
+    if counts["duplicate_rows"] > opts.allowed_duplicates:
+        findings.extend(pending["duplicated"])
+    if counts["unhandled"] > opts.allowed_unhandled:
+        findings.extend(pending["unhandled"])
+    if counts["mos"] == 0 or counts["ok"] == 0:
+        findings.append(Finding(NAME, "no_data", Validity.UNKNOWN, detail="no acknowledged MO"))
+    return CheckResult.of_findings(
+        NAME,
+        sorted(findings, key=_finding_order),
+        counts,
+        examples.items,
+        {"quiescent": snapshot.quiescent, **{f"{kind}_ops": ops for kind, ops in listed.items()}},
     )
-    settled_false = counts["lost"] > 0 or counts["unhandled"] > opts.allowed_unhandled
-    valid = verdict(
-        false_if=definite_false or (quiescent and settled_false),
-        unknown_if=counts["mos"] == 0 or counts["ok"] == 0 or (not quiescent and settled_false),
-    )
-    return CheckResult(
-        name=NAME,
-        valid=valid,
-        counts=counts,
-        examples=examples.items,
-        details={"quiescent": quiescent, **{f"{kind}_ops": ops for kind, ops in listed.items()}},
-    )
+
+
+def _finding_order(finding: Finding) -> tuple[float, int]:
+    return (finding.at_s if finding.at_s is not None else -1.0, finding.op or 0)
 
 
 def _describe(match: InboundMatch, seconds: Callable[[int], float]) -> dict[str, Any]:

@@ -1,8 +1,9 @@
 """Which `msgs_msg` inbound rows each MO produced: shared by the inbound and availability checkers.
 
-An MO's rows are those under the uuid courier acknowledged, plus those with its URN and text (texts
-are unique per MO, so a second row under another uuid is a duplicate too). A URN+text sent by more
-than one MO is ambiguous and matched by uuid only.
+An MO's rows are those under the uuid courier acknowledged that carry the MO's URN and text, plus those
+with its URN and text under another uuid (texts are unique per MO, so a second row under another uuid is
+a duplicate too). Each row accounts for one MO at most. A URN+text sent by more than one MO is ambiguous
+and matched by uuid only.
 """
 
 from __future__ import annotations
@@ -78,7 +79,7 @@ def match_inbound(view: HistoryView, snapshot: Snapshot) -> InboundMatching:
                 ambiguous.add(key)
             sent.add(key)
 
-    claimed: set[int] = set()  # row ids
+    claimed: set[int] = set()  # row ids: each row accounts for one MO at most
     settled = 0
     others: list[InboundMatch] = []
     for mo in mos:
@@ -92,14 +93,20 @@ def match_inbound(view: HistoryView, snapshot: Snapshot) -> InboundMatching:
             and row.text == text
             and row.urn == mo.urn
             and row.status != PENDING
+            and row.id not in claimed
         ):
             claimed.add(row.id)
             settled += 1
             continue
-        rows = (list(rows_by_uuid[uuid]) if uuid in shared_uuids else [row]) if row is not None else []
+        under_uuid = (list(rows_by_uuid[uuid]) if uuid in shared_uuids else [row]) if row is not None else []
+        # A row is this MO's only if it carries the URN and text that were sent, and no other MO has
+        # claimed it: an acknowledgement naming another contact's row must not hide a lost message.
+        rows = [r for r in under_uuid if r.urn == mo.urn and r.text == text and r.id not in claimed]
         found_by_uuid = bool(rows)
         if (mo.urn, mo.text) not in ambiguous:
-            rows.extend(other for other in rows_with_text(mo.urn, text) if other.uuid != uuid)
+            rows.extend(
+                other for other in rows_with_text(mo.urn, text) if other.uuid != uuid and other.id not in claimed
+            )
         claimed.update(other.id for other in rows)
         others.append(InboundMatch(mo, rows, uuid is not None and not found_by_uuid and bool(rows)))
     return InboundMatching(settled, others, len(ambiguous), len(inbound) - len(claimed))

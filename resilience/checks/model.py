@@ -5,18 +5,16 @@ Malformed workload or nemesis values raise HistoryError naming the file line.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
 import msgspec
 
-from resilience.history import FAIL, INFO, NEMESIS, OK, HistoryError, Operation, RecordedHistory
+from resilience.history import FAIL, INFO, INJECT, NEMESIS, OK, RECOVER, HistoryError, Operation, RecordedHistory
 
 MO = "mo"
 START = "start"
-INJECT = "inject"
-RECOVER = "recover"
 NS_PER_S = 1_000_000_000
 # A gateway (HAProxy, nginx) answers these after it may already have passed the request on: the
 # message may have been stored, so such a `fail` is judged as `info`.
@@ -73,7 +71,7 @@ class Exchange(msgspec.Struct, gc=False):
 
 
 @dataclass(slots=True)
-class Fault:
+class FaultWindow:
     """One fault from its `inject` to its `recover` (nemesis operations paired by value.id)."""
 
     id: str
@@ -82,6 +80,12 @@ class Fault:
     inject_outcome: str
     start: int  # the inject's invocation: the earliest the fault can have taken effect
     end: int | None  # the recover's ok completion: the latest it may still act; None = never surely removed
+    # When the inject took hold (its own report, else its completion; None: it never completed): a
+    # failover's primary is gone from then on.
+    injected: int | None = None
+    # The inject's other parameters (a toxic's proxy and type, a failover's mode): what a fault is "on"
+    # besides its target nodes, e.g. the `redis` of `toxic redis timeout`.
+    params: dict[str, Any] = field(default_factory=dict)
 
     @property
     def applied(self) -> bool:
@@ -96,7 +100,7 @@ class Fault:
 class HistoryView:
     history: RecordedHistory
     exchanges: list[Exchange]  # MO and start operations, by invocation time
-    faults: list[Fault]  # by injection time
+    faults: list[FaultWindow]  # by injection time
 
     @cached_property
     def mos(self) -> list[Exchange]:
@@ -111,7 +115,7 @@ class HistoryView:
         return (mono_ns - self.origin) / NS_PER_S
 
     @property
-    def applied_faults(self) -> list[Fault]:
+    def applied_faults(self) -> list[FaultWindow]:
         return [f for f in self.faults if f.applied]
 
     @cached_property
@@ -120,15 +124,11 @@ class HistoryView:
         an exchange of unknown outcome (the flow may have taken it), or a step sent again after an
         accepted attempt (the flow takes the second copy as the answer to its next question).
         """
-        uncertain: set[str] = set()
-        for urn, exchanges in self.by_urn.items():
-            if any(e.outcome == INFO for e in exchanges):
-                uncertain.add(urn)
-                continue
-            accepted = [(e.conversation, e.step) for e in exchanges if e.outcome == OK]
-            if len(set(accepted)) != len(accepted):
-                uncertain.add(urn)
-        return frozenset(uncertain)
+        return frozenset(
+            urn
+            for urn, exchanges in self.by_urn.items()
+            if any(e.outcome == INFO for e in exchanges) or extra_copies(exchanges)
+        )
 
     @cached_property
     def by_urn(self) -> dict[str, list[Exchange]]:
@@ -142,6 +142,21 @@ class HistoryView:
                 else:
                     found.append(exchange)
         return grouped
+
+
+def extra_copies(exchanges: list[Exchange]) -> list[Exchange]:
+    """The accepted exchanges that repeat a step already accepted (a contact resending on silence), in
+    order: the flow may take such a copy as the answer to its next question."""
+    seen: set[tuple[str | None, int]] = set()
+    copies = []
+    for exchange in exchanges:
+        if exchange.outcome != OK:
+            continue
+        step = (exchange.conversation, exchange.step)
+        if step in seen:
+            copies.append(exchange)
+        seen.add(step)
+    return copies
 
 
 def view_of(history: RecordedHistory) -> HistoryView:
@@ -195,8 +210,19 @@ def _exchange(operation: Operation, history: RecordedHistory) -> Exchange:
     )
 
 
-def _faults(nemesis: list[Operation], history: RecordedHistory) -> list[Fault]:
-    faults: dict[str, Fault] = {}
+def _took_hold(inject: Operation) -> int | None:
+    """When a completed inject took hold: the moment it reports (`took_hold_after_s` from its invocation, e.g.
+    when a failover killed its primary), else its completion; None when it did not complete."""
+    if inject.type != OK:
+        return None
+    after = inject.result.get("took_hold_after_s")
+    if isinstance(after, int | float) and not isinstance(after, bool) and after >= 0:
+        return inject.invoke.time + int(after * 1e9)
+    return inject.end_time
+
+
+def _faults(nemesis: list[Operation], history: RecordedHistory) -> list[FaultWindow]:
+    faults: dict[str, FaultWindow] = {}
     for operation in nemesis:
         value = operation.invoke.value
         if operation.f not in (INJECT, RECOVER):
@@ -211,13 +237,15 @@ def _faults(nemesis: list[Operation], history: RecordedHistory) -> list[Fault]:
             if not isinstance(kind, str):
                 raise _bad(history, operation, "value needs 'fault' (the fault kind)")
             targets = value.get("targets", [])
-            faults[fault_id] = Fault(
+            faults[fault_id] = FaultWindow(
                 id=fault_id,
                 kind=kind,
                 targets=targets if isinstance(targets, list) else [targets],
                 inject_outcome=operation.type,
                 start=operation.invoke.time,
                 end=None,
+                injected=_took_hold(operation),
+                params={k: v for k, v in value.items() if k not in ("id", "fault", "targets")},
             )
         else:
             fault = faults.get(fault_id)

@@ -10,9 +10,10 @@ import random
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from resilience.checks.model import NS_PER_S
-from resilience.history import FAIL, INFO, NEMESIS, OK, CompletionType, History, RecordedHistory
+from resilience.history import FAIL, INFO, INJECT, NEMESIS, OK, RECOVER, CompletionType, History, RecordedHistory
 from resilience.snapshot import Delivery, Direction, Msg, MsgStatus, Run, Session, Snapshot
 
 FLOW_UUID = "aef60b1e-14ab-4095-81ee-fce02b3e320d"
@@ -149,12 +150,19 @@ class WorldBuilder:
             self.advance(gap_s)
 
     def inject(self, kind: str, fault_id: str, targets: list[str], outcome: CompletionType = OK) -> None:
-        op = self.history.invoke(NEMESIS, "inject", {"fault": kind, "id": fault_id, "targets": targets})
+        op = self.history.invoke(NEMESIS, INJECT, {"fault": kind, "id": fault_id, "targets": targets})
         self.now += self.request_ns
         self.history.complete(op, outcome, {"fault": kind, "id": fault_id})
 
+    def inject_begins(self, kind: str, fault_id: str, targets: list[str]) -> Any:
+        """An inject that takes a while (a failover): conversations may run before `inject_ends(op, ...)`."""
+        return self.history.invoke(NEMESIS, INJECT, {"fault": kind, "id": fault_id, "targets": targets})
+
+    def inject_ends(self, op: Any, kind: str, fault_id: str, result: dict[str, Any] | None = None) -> None:
+        self.history.complete(op, OK, {"fault": kind, "id": fault_id, **(result or {})})
+
     def recover(self, fault_id: str, kind: str = "", outcome: CompletionType = OK) -> None:
-        op = self.history.invoke(NEMESIS, "recover", {"fault": kind, "id": fault_id})
+        op = self.history.invoke(NEMESIS, RECOVER, {"fault": kind, "id": fault_id})
         self.now += self.request_ns
         self.history.complete(op, outcome, {"id": fault_id})
 

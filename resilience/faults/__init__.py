@@ -2,6 +2,7 @@
 them in a history, and schedules that drive them. See docs/faults.md."""
 
 from resilience.faults.base import FAULT_KINDS, BaseFault, Fault, FaultError, FaultSpecError, fault_from_description
+from resilience.faults.crash import CrashFault
 from resilience.faults.isolate import IsolateFault
 from resilience.faults.kill import KillFault
 from resilience.faults.lb_cut import LbCutFault
@@ -32,6 +33,7 @@ from resilience.faults.toxic import ToxicFault
 __all__ = [
     "FAULT_KINDS",
     "BaseFault",
+    "CrashFault",
     "Fault",
     "FaultError",
     "FaultSpecError",

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol, Self, TypeVar, runtim
 import msgspec
 
 if TYPE_CHECKING:
-    from resilience.backends.docker import DockerRun
+    from resilience.backends.base import Backend
     from resilience.topology import Topology
 
 Facts = dict[str, Any]
@@ -49,11 +49,11 @@ class Fault(Protocol):
         """The nodes it acts on."""
         ...
 
-    def inject(self, run: DockerRun) -> Facts:
+    def inject(self, run: Backend) -> Facts:
         """Apply it; return facts to record (e.g. the new primary)."""
         ...
 
-    def recover(self, run: DockerRun) -> Facts:
+    def recover(self, run: Backend) -> Facts:
         """Remove it. Idempotent: safe twice, or after an inject that crashed half-way."""
         ...
 
@@ -98,13 +98,13 @@ class BaseFault:
     def targets(self) -> list[str]:
         raise NotImplementedError
 
-    def resolve(self, run: DockerRun) -> None:
+    def resolve(self, run: Backend) -> None:
         """Fill in what depends on the run's current state (e.g. today's primary) before registration."""
 
-    def inject(self, run: DockerRun) -> Facts:
+    def inject(self, run: Backend) -> Facts:
         raise NotImplementedError
 
-    def recover(self, run: DockerRun) -> Facts:
+    def recover(self, run: Backend) -> Facts:
         raise NotImplementedError
 
     def check_topology(self, topology: Topology) -> list[str]:
@@ -245,7 +245,7 @@ def expand_nodes(topology: Topology | None, names: Iterable[str]) -> list[str]:
     return nodes
 
 
-def nodes_with_role(run: DockerRun, role: str) -> list[str]:
+def nodes_with_role(run: Backend, role: str) -> list[str]:
     nodes = run.nodes_of(role)
     if not nodes:
         raise FaultError(f"run {run.run_id} has no node with role or service {role!r}")
@@ -274,15 +274,16 @@ def wait_for(what: str, check: Callable[[], T | None], timeout: float, interval:
         time.sleep(interval)
 
 
-def bring_back(run: DockerRun, node: str, wait_healthy: bool, health_timeout: float | None) -> Facts:
-    """Start `node` unless it runs (unpausing it if frozen); then, if asked, wait until its health checks pass."""
+def bring_back(run: Backend, node: str, wait_healthy: bool, health_timeout: float | None) -> Facts:
+    """Start `node` unless it runs (unpausing it if frozen) or its restart policy is about to start it (it
+    is "restarting"); then, if asked, wait until its health checks pass."""
     state = run.state(node)
     if state == "missing":
         raise FaultError(f"{node} of run {run.run_id} no longer exists: nothing to bring back")
     facts: Facts = {"was": state}
     if state == "paused":
         run.unpause(node)
-    elif state != "running":
+    elif state not in ("running", "restarting"):
         run.start(node)
     if wait_healthy:
         facts["healthy_after_s"] = round(run.wait_healthy(node, timeout=health_timeout), 3)

@@ -1,7 +1,8 @@
 """isolate: cut one node off from every other (it still reaches itself over loopback).
 
-`iptables` (the default) drops everything but loopback in the node's namespace, both directions;
-the node keeps its address and DNS name, as a host behind a failed switch port would. `disconnect`
+`iptables` (the default) drops everything but loopback in the node's namespace, both directions (on a hosts
+run: everything to and from the file's other hosts, so the harness's SSH session survives); the node keeps
+its address and DNS name, as a host behind a failed switch port would. `disconnect`
 detaches it from the run's network instead (Docker's own cut: the name stops resolving and the
 address is freed), for a Docker engine where the host cannot enter the nodes' namespaces.
 """
@@ -12,10 +13,10 @@ import dataclasses
 from typing import TYPE_CHECKING
 
 from resilience.faults.base import BaseFault, Facts, FaultError, FaultSpecError
-from resilience.faults.netfilter import add_rule, remove_fault_rules
+from resilience.faults.netfilter import cut_off, remove_fault_rules
 
 if TYPE_CHECKING:
-    from resilience.backends.docker import DockerRun
+    from resilience.backends.base import Backend
 
 METHODS = ("iptables", "disconnect")
 
@@ -35,15 +36,13 @@ class IsolateFault(BaseFault):
     def targets(self) -> list[str]:
         return [self.node]
 
-    def inject(self, run: DockerRun) -> Facts:
+    def inject(self, run: Backend) -> Facts:
         if self.method == "disconnect":
             run.disconnect(self.node)
             return {"method": "disconnect"}
-        add_rule(run, self.node, "INPUT", ["!", "-i", "lo"], self.id)
-        add_rule(run, self.node, "OUTPUT", ["!", "-o", "lo"], self.id)
-        return {"method": "iptables", "rules": 2}
+        return {"method": "iptables", "rules": cut_off(run, self.node, self.id)}
 
-    def recover(self, run: DockerRun) -> Facts:
+    def recover(self, run: Backend) -> Facts:
         if run.state(self.node) == "missing":
             raise FaultError(f"{self.node} of run {run.run_id} no longer exists: nothing to reconnect")
         # Both, whatever the method: a crashed inject may have left either, and each step is idempotent.

@@ -14,7 +14,7 @@ from resilience.faults.base import BaseFault, Facts, FaultError, nodes_with_role
 from resilience.faults.haproxy_api import HaproxyRuntime
 
 if TYPE_CHECKING:
-    from resilience.backends.docker import DockerRun
+    from resilience.backends.base import Backend
     from resilience.topology import Topology
 
 
@@ -37,13 +37,13 @@ class LbCutFault(BaseFault):
             problems.append(f"topology {topology.name} has no service of role lb")
         return problems
 
-    def resolve(self, run: DockerRun) -> None:
+    def resolve(self, run: Backend) -> None:
         if not self.lb:
             self.lb = nodes_with_role(run, "lb")[0]
         if not self.servers:
             self.servers = [s.server for s in HaproxyRuntime(run, self.lb).servers_of(self.backend)]
 
-    def inject(self, run: DockerRun) -> Facts:
+    def inject(self, run: Backend) -> Facts:
         self.resolve(run)
         api = HaproxyRuntime(run, self.lb)
         before = api.servers_of(self.backend)
@@ -59,7 +59,7 @@ class LbCutFault(BaseFault):
             api.set_state(self.backend, server, "maint")
         return {"lb": self.lb, "maint": list(self.servers), "was_up": list(self.was_up)}
 
-    def recover(self, run: DockerRun) -> Facts:
+    def recover(self, run: Backend) -> Facts:
         self.resolve(run)
         state = run.state(self.lb)
         if state == "paused":

@@ -13,7 +13,7 @@ from resilience.faults.base import BaseFault, Facts, FaultSpecError, expand_node
 from resilience.faults.netfilter import add_rule, address_of, remove_fault_rules
 
 if TYPE_CHECKING:
-    from resilience.backends.docker import DockerRun
+    from resilience.backends.base import Backend
     from resilience.topology import Topology
 
 
@@ -38,7 +38,7 @@ class PacketLossFault(BaseFault):
     def check_topology(self, topology: Topology) -> list[str]:
         return unknown_nodes(topology, [self.node, *self.peers])
 
-    def inject(self, run: DockerRun) -> Facts:
+    def inject(self, run: Backend) -> Facts:
         chance = ["-m", "statistic", "--mode", "random", "--probability", f"{self.probability:.4f}"]
         if not self.peers:
             add_rule(run, self.node, "INPUT", ["!", "-i", "lo", *chance], self.id)
@@ -50,7 +50,7 @@ class PacketLossFault(BaseFault):
             add_rule(run, self.node, "OUTPUT", ["-d", address, *chance], self.id)
         return {"rules": 2 * len(self.peers)}
 
-    def recover(self, run: DockerRun) -> Facts:
+    def recover(self, run: Backend) -> Facts:
         return {"rules_removed": remove_fault_rules(run, [self.node], self.id)}
 
     @classmethod

@@ -15,13 +15,11 @@ from typing import TYPE_CHECKING, Any
 
 from resilience.faults.base import BaseFault, Facts, Fault, FaultError
 from resilience.faults.registry import Registry
-from resilience.history import INFO, NEMESIS, OK, History
+from resilience.history import INFO, INJECT, NEMESIS, OK, RECOVER, History
 
 if TYPE_CHECKING:
-    from resilience.backends.docker import DockerRun
+    from resilience.backends.base import Backend
 
-INJECT = "inject"
-RECOVER = "recover"
 Log = Callable[[str], None]
 
 
@@ -31,7 +29,7 @@ def _error(exc: BaseException) -> str:
 
 class Nemesis:
     def __init__(
-        self, run: DockerRun, history: History, registry: Registry | None = None, log: Log | None = None
+        self, run: Backend, history: History, registry: Registry | None = None, log: Log | None = None
     ) -> None:
         self.run = run
         self.history = history

@@ -1,25 +1,25 @@
-"""iptables rules in a node's network namespace, entered from the host (`nsenter -t PID -n iptables ...`).
+"""iptables rules in a node's network namespace, through the backend (Backend.iptables; Docker's enters the
+namespace from the host, where we are root: `nsenter -t PID -n iptables ...`).
 
-The nodes run without NET_ADMIN, so the rules are added from the host, where we are root: the host's
-iptables (nf_tables backend here) edits the node's own tables, which live and die with its network
-namespace. Every rule carries the comment `resilience:<run id>:<fault id>`, so that recovery deletes
-exactly the rules its fault added and cleanup finds every rule a run left, never touching others.
+The rules live and die with the node's network namespace. Every rule carries the comment
+`resilience:<run id>:<fault id>`, so that recovery deletes exactly the rules its fault added and cleanup
+finds every rule a run left, never touching others.
 """
 
 from __future__ import annotations
 
-import os
 import shlex
-import shutil
-import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from resilience.backends.base import NetfilterError
+from resilience.backends.hosts_data import host_commands
 from resilience.faults.base import FaultError
+from resilience.topology.hosts import ControlKind
 
 if TYPE_CHECKING:
-    from resilience.backends.docker import DockerRun
+    from resilience.backends.base import Backend
 
 COMMENT_PREFIX = "resilience"
 CHAINS = ("INPUT", "OUTPUT")
@@ -43,40 +43,21 @@ class Rule:
         return " ".join(self.spec)
 
 
-def _require_host_access() -> None:
-    if shutil.which("nsenter") is None or shutil.which("iptables") is None:
-        raise FaultError("network faults need `nsenter` and `iptables` on the Docker host (util-linux, iptables)")
-    if os.geteuid() != 0:
-        raise FaultError(
-            f"network faults enter the nodes' network namespaces from the host, which needs root; "
-            f"this process runs as uid {os.geteuid()}"
-        )
-
-
-def iptables(run: DockerRun, node: str, args: Sequence[str]) -> str:
+def iptables(run: Backend, node: str, args: Sequence[str]) -> str:
     """Run iptables inside `node`'s network namespace; raise FaultError with its message on failure."""
-    _require_host_access()
-    pid = run.host_pid(node)
-    command = ["nsenter", "-t", str(pid), "-n", "iptables", "-w", "5", *args]
     try:
-        result = subprocess.run(command, capture_output=True, text=True, timeout=20, check=False)
-    except subprocess.TimeoutExpired:
-        raise FaultError(f"{node}: `iptables {' '.join(args)}` did not finish within 20 s") from None
-    if result.returncode != 0:
-        detail = (result.stderr or result.stdout).strip()
-        if not os.path.exists(f"/proc/{pid}"):
-            detail += f" (process {pid} is not visible from here: is the Docker engine on another host?)"
-        raise FaultError(f"{node}: `iptables {' '.join(args)}` failed: {detail}")
-    return result.stdout
+        return run.iptables(node, args)
+    except NetfilterError as exc:
+        raise FaultError(str(exc)) from None
 
 
-def add_rule(run: DockerRun, node: str, chain: str, match: Sequence[str], fault_id: str) -> None:
+def add_rule(run: Backend, node: str, chain: str, match: Sequence[str], fault_id: str) -> None:
     """Insert a DROP rule at the top of `chain` so that it wins over anything the image set up."""
     comment = rule_comment(run.run_id, fault_id)
     iptables(run, node, ["-I", chain, "1", *match, "-m", "comment", "--comment", comment, "-j", "DROP"])
 
 
-def rules_with(run: DockerRun, node: str, prefix: str) -> list[Rule]:
+def rules_with(run: Backend, node: str, prefix: str) -> list[Rule]:
     """Our rules in `node` whose comment starts with `prefix` (a whole comment or a run's prefix)."""
     found = []
     for line in iptables(run, node, ["-S"]).splitlines():
@@ -89,16 +70,39 @@ def rules_with(run: DockerRun, node: str, prefix: str) -> list[Rule]:
     return found
 
 
-def delete_rule(run: DockerRun, rule: Rule) -> None:
+def delete_rule(run: Backend, rule: Rule) -> None:
     iptables(run, rule.node, ["-D", *rule.spec[1:]])
 
 
-def has_namespace(run: DockerRun, node: str) -> bool:
-    """A node that is not running has no network namespace, hence no rules left to remove."""
+def has_namespace(run: Backend, node: str) -> bool:
+    """Whether the node's rules can still be there. A container that is not running has no network namespace,
+    hence no rules; a program on a host shares the host's namespace, which outlives the program."""
+    hosts = host_commands(run)
+    if hosts is not None and hosts.hosts.node(node).control.kind is not ControlKind.CONTAINER:
+        return True
     return run.state(node) in ("running", "paused")
 
 
-def remove_fault_rules(run: DockerRun, nodes: Sequence[str], fault_id: str) -> int:
+def cut_off(run: Backend, node: str, fault_id: str) -> int:
+    """Cut the node off from its peers; the rules added. In a container's own namespace everything but
+    loopback; on a hosts run only the traffic with the file's other hosts, so that the harness's own SSH
+    session to the host survives (and with it the recovery)."""
+    hosts = host_commands(run)
+    if hosts is None:
+        add_rule(run, node, "INPUT", ["!", "-i", "lo"], fault_id)
+        add_rule(run, node, "OUTPUT", ["!", "-o", "lo"], fault_id)
+        return 2
+    own = hosts.hosts.node(node).host
+    added = 0
+    for host in hosts.hosts.hosts.values():
+        if host.name != own:
+            add_rule(run, node, "INPUT", ["-s", host.dialled_by_peers], fault_id)
+            add_rule(run, node, "OUTPUT", ["-d", host.dialled_by_peers], fault_id)
+            added += 2
+    return added
+
+
+def remove_fault_rules(run: Backend, nodes: Sequence[str], fault_id: str) -> int:
     """Delete every rule of this fault in these nodes; idempotent. Returns how many were deleted."""
     removed = 0
     comment = rule_comment(run.run_id, fault_id)
@@ -111,7 +115,7 @@ def remove_fault_rules(run: DockerRun, nodes: Sequence[str], fault_id: str) -> i
     return removed
 
 
-def address_of(run: DockerRun, node: str) -> str:
+def address_of(run: Backend, node: str) -> str:
     try:
         return run.address(node)
     except KeyError:

@@ -16,7 +16,7 @@ from resilience.faults.base import BaseFault, Facts, FaultSpecError, expand_node
 from resilience.faults.netfilter import add_rule, address_of, remove_fault_rules
 
 if TYPE_CHECKING:
-    from resilience.backends.docker import DockerRun
+    from resilience.backends.base import Backend
     from resilience.topology import Topology
 
 
@@ -57,7 +57,7 @@ class PartitionFault(BaseFault):
             if i != j
         ]
 
-    def inject(self, run: DockerRun) -> Facts:
+    def inject(self, run: Backend) -> Facts:
         addresses = {node: address_of(run, node) for node in self.targets()}
         rules = 0
         for sources, receivers in self.cuts():
@@ -67,7 +67,7 @@ class PartitionFault(BaseFault):
                     rules += 1
         return {"rules": rules, "addresses": addresses}
 
-    def recover(self, run: DockerRun) -> Facts:
+    def recover(self, run: Backend) -> Facts:
         return {"rules_removed": remove_fault_rules(run, self.targets(), self.id)}
 
     def to_args(self) -> list[str]:

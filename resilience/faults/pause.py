@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from resilience.faults.base import BaseFault, Facts, FaultError
 
 if TYPE_CHECKING:
-    from resilience.backends.docker import DockerRun
+    from resilience.backends.base import Backend
 
 
 @dataclasses.dataclass(kw_only=True)
@@ -24,11 +24,11 @@ class PauseFault(BaseFault):
     def targets(self) -> list[str]:
         return [self.node]
 
-    def inject(self, run: DockerRun) -> Facts:
+    def inject(self, run: Backend) -> Facts:
         run.pause(self.node)
         return {"state": run.state(self.node)}
 
-    def recover(self, run: DockerRun) -> Facts:
+    def recover(self, run: Backend) -> Facts:
         state = run.state(self.node)
         if state == "missing":
             raise FaultError(f"{self.node} of run {run.run_id} no longer exists: nothing to resume")

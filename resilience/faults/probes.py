@@ -1,7 +1,7 @@
 """Probes that observe a fault's effect from inside the run's network (never dialling a bridge address
 from the host): does a TCP connect from one node to another succeed, how many UDP datagrams get through.
 
-They run a few lines of Python in the probing node with `docker exec`, so they need python3 in the
+They run a few lines of Python in the probing node (Backend.exec), so they need python3 in the
 image (the offline node image has it) and no network privileges.
 """
 
@@ -11,7 +11,7 @@ import threading
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from resilience.backends.docker import DockerRun
+    from resilience.backends.base import Backend
 
 _CONNECTS = """
 import socket, sys
@@ -51,7 +51,7 @@ for _ in range(int(sys.argv[3])):
 
 
 def successful_connects(
-    run: DockerRun, source: str, target: str, port: int, attempts: int = 1, timeout: float = 1.0
+    run: Backend, source: str, target: str, port: int, attempts: int = 1, timeout: float = 1.0
 ) -> int:
     """How many of `attempts` TCP connects from `source` to `target`:`port` (by its address) succeed."""
     address = run.address(target)
@@ -59,11 +59,11 @@ def successful_connects(
     return int(out.strip().splitlines()[-1])
 
 
-def can_connect(run: DockerRun, source: str, target: str, port: int, timeout: float = 1.0) -> bool:
+def can_connect(run: Backend, source: str, target: str, port: int, timeout: float = 1.0) -> bool:
     return successful_connects(run, source, target, port, 1, timeout) == 1
 
 
-def udp_delivered(run: DockerRun, sender: str, receiver: str, count: int = 10, port: int = 47999) -> int:
+def udp_delivered(run: Backend, sender: str, receiver: str, count: int = 10, port: int = 47999) -> int:
     """Send `count` datagrams from `sender` to `receiver`; how many arrived (shows one-way cuts that TCP,
     needing both directions, cannot)."""
     received: list[str] = []

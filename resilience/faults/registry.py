@@ -8,6 +8,10 @@ several processes may share it.
 
 `revert_leftovers(backend, run_id)` (for `resilience cleanup`) re-creates every recorded fault from its
 description and recovers it, then scans the run for anything fault-made that no record mentions.
+
+A run that is not a Docker run of ours (the hosts backend, on a deployment we did not create) cannot be
+found again by its id: its file also keeps the run's origin (`remember_origin`: which target or hosts
+file), from which `resilience cleanup --target NAME` rebuilds the run (`revert_recorded`).
 """
 
 from __future__ import annotations
@@ -24,15 +28,26 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from resilience.backends.base import BackendError
 from resilience.faults.base import Fault, FaultError, FaultSpecError, fault_from_description
 from resilience.faults.leftovers import remove_leftovers
 
 if TYPE_CHECKING:
-    from resilience.backends.docker import DockerBackend
+    from resilience.backends.base import Backend, RunFinder
 
 FORMAT_VERSION = 1
 STATE_DIR_ENV = "RESILIENCE_STATE_DIR"
 Log = Callable[[str], None]
+
+
+# run id -> where the run is (e.g. {"backend": "hosts", "hosts_file": ..., "target": ...}), for this process's runs
+_ORIGINS: dict[str, dict[str, Any]] = {}
+
+
+def remember_origin(run_id: str, origin: dict[str, Any]) -> None:
+    """Record, with every fault this process registers for `run_id`, what a later process needs to find the
+    run again (JSON-able)."""
+    _ORIGINS[run_id] = dict(origin)
 
 
 def default_state_dir() -> Path:
@@ -110,6 +125,8 @@ class Registry:
                     f"fault id {fault.id} is still registered as active for run {self.run_id} ({self.path}); "
                     f"a crashed run may have left it: `resilience cleanup` reverts it"
                 )
+            if self.run_id in _ORIGINS:
+                data["origin"] = _ORIGINS[self.run_id]
             data["faults"][fault.id] = {
                 "registered": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                 "owner": f"{socket.gethostname()}:{os.getpid()}",
@@ -117,6 +134,10 @@ class Registry:
                 "description": fault.describe(),
             }
             self._write(data)
+        # Outside the lock: on a kept run nothing removes the run, so a watcher reverts our faults if we die.
+        from resilience.reaper import watch_faults
+
+        watch_faults(self.run_id, self.state_dir)
 
     def update(self, fault: Fault, applied: bool = True) -> None:
         """Store what the fault learned while it was injected."""
@@ -141,21 +162,86 @@ class Registry:
         with self._locked():
             return dict(self._read()["faults"])
 
+    def origin(self) -> dict[str, Any] | None:
+        """Where the run is, as `remember_origin` said when its faults were registered (None: a Docker run)."""
+        with self._locked():
+            origin = self._read().get("origin")
+        return origin if isinstance(origin, dict) else None
+
     def discard(self) -> None:
         with self._locked():
             self.path.unlink(missing_ok=True)
 
 
+def recorded_runs(state_dir: Path | str | None = None) -> list[str]:
+    """The ids of every run with a registry file (active faults) in the state dir, oldest file first."""
+    directory = Path(state_dir) if state_dir is not None else default_state_dir()
+    files = sorted(directory.glob("*.json"), key=lambda p: p.stat().st_mtime) if directory.is_dir() else []
+    return [path.stem for path in files if not path.name.startswith(".")]
+
+
+def revert_recorded(run: Backend, registry: Registry, note: Log) -> list[str]:
+    """Re-create and recover, newest first, every fault `registry` holds, on `run` (already rebuilt by the
+    caller); release those recovered. Returns the nodes the recorded faults acted on (a later scan may start
+    those still down). A fault whose recovery fails stays registered, so a later cleanup tries again."""
+    try:
+        entries = registry.entries()
+    except RegistryError as exc:
+        note(f"registry unreadable, left in place: {exc}")
+        return []
+    touched: list[str] = []
+    for fault_id, entry in reversed(list(entries.items())):
+        try:
+            fault = fault_from_description(entry["description"], where=f"{registry.path}: fault {fault_id}")
+        except FaultSpecError as exc:
+            note(f"fault {fault_id}: cannot be re-created, kept registered: {exc}")
+            continue
+        touched.extend(n for n in fault.targets() if n not in touched)
+        try:
+            facts = fault.recover(run)
+        except Exception as exc:  # the backend or a client library: report and carry on with the rest
+            note(f"fault {fault_id}: recovery failed, kept registered: {type(exc).__name__}: {exc}")
+            continue
+        registry.release(fault_id)
+        note(f"fault {fault_id} ({fault.kind} {', '.join(fault.targets())}): recovered {json.dumps(facts)}")
+    return touched
+
+
+def revert_owned(backend: RunFinder, run_id: str, owner: str, state_dir: Path | str | None = None) -> list[str]:
+    """Recover, newest first, the faults registered for `run_id` by one owner process (`<host>:<pid>`),
+    and only those: others may be injecting on the same run. One line per action or problem."""
+    registry = Registry(run_id, state_dir)
+    try:
+        entries = {k: v for k, v in registry.entries().items() if v.get("owner") == owner}
+    except RegistryError as exc:
+        return [f"registry unreadable, left in place: {exc}"]
+    if not entries:
+        return []
+    try:
+        run = backend.attach(run_id)
+    except BackendError as exc:
+        return [f"run {run_id} cannot be attached ({exc}); {len(entries)} fault(s) left registered"]
+    report = []
+    for fault_id, entry in reversed(list(entries.items())):
+        try:
+            fault = fault_from_description(entry["description"], where=f"{registry.path}: fault {fault_id}")
+            facts = fault.recover(run)
+        except Exception as exc:  # report and carry on: the rest may still be recoverable
+            report.append(f"fault {fault_id}: recovery failed, kept registered: {type(exc).__name__}: {exc}")
+            continue
+        registry.release(fault_id)
+        report.append(f"fault {fault_id} ({fault.kind} {', '.join(fault.targets())}): recovered {json.dumps(facts)}")
+    return report
+
+
 def revert_leftovers(
-    backend: DockerBackend, run_id: str, state_dir: Path | str | None = None, log: Log | None = None
+    backend: RunFinder, run_id: str, state_dir: Path | str | None = None, log: Log | None = None
 ) -> list[str]:
     """Recover every fault registered for `run_id`, then remove whatever fault-made state remains.
 
     Returns one line per action or problem. A fault whose recovery fails stays registered, so a
     later cleanup tries again. Never raises for a missing run: there is then nothing to revert.
     """
-    from resilience.backends.docker import BackendError
-
     registry = Registry(run_id, state_dir)
     report: list[str] = []
 
@@ -169,6 +255,14 @@ def revert_leftovers(
     except RegistryError as exc:
         entries = {}
         note(f"registry unreadable, left in place: {exc}")
+    try:
+        origin = registry.origin()
+    except RegistryError:
+        origin = None
+    if origin is not None:
+        # Not a run this backend can attach: its record is kept for `resilience cleanup --target`.
+        note(f"run {run_id} is on {origin.get('target') or origin.get('hosts_file')}: left for cleanup --target")
+        return report
     try:
         run = backend.attach(run_id)
     except BackendError as exc:

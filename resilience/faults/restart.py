@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from resilience.faults.base import BaseFault, Facts, FaultSpecError, bring_back
 
 if TYPE_CHECKING:
-    from resilience.backends.docker import DockerRun
+    from resilience.backends.base import Backend
 
 
 @dataclasses.dataclass(kw_only=True)
@@ -31,19 +31,13 @@ class RestartFault(BaseFault):
     def targets(self) -> list[str]:
         return [self.node]
 
-    def inject(self, run: DockerRun) -> Facts:
-        before = _started_at(run, self.node)
+    def inject(self, run: Backend) -> Facts:
+        before = run.started_at(self.node)
         run.restart(self.node, timeout=self.timeout)
-        facts: Facts = {"restarted": _started_at(run, self.node) != before}
+        facts: Facts = {"restarted": run.started_at(self.node) != before}
         if self.wait_healthy:
             facts["healthy_after_s"] = round(run.wait_healthy(self.node, timeout=self.health_timeout), 3)
         return facts
 
-    def recover(self, run: DockerRun) -> Facts:
+    def recover(self, run: Backend) -> Facts:
         return bring_back(run, self.node, self.wait_healthy, self.health_timeout)
-
-
-def _started_at(run: DockerRun, node: str) -> str:
-    container = run.container(node)
-    container.reload()
-    return str(container.attrs["State"]["StartedAt"])

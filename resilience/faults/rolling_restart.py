@@ -15,7 +15,7 @@ from resilience.faults.base import Facts, bring_back
 from resilience.faults.service_roll import ServiceRollFault
 
 if TYPE_CHECKING:
-    from resilience.backends.docker import DockerRun
+    from resilience.backends.base import Backend
 
 
 @dataclasses.dataclass(kw_only=True)
@@ -23,7 +23,7 @@ class RollingRestartFault(ServiceRollFault):
     kind = "rolling-restart"
     positional = ("service",)
 
-    def inject(self, run: DockerRun) -> Facts:
+    def inject(self, run: Backend) -> Facts:
         self.resolve(run)
         healthy_after: dict[str, float] = {}
         for position, node in enumerate(self.nodes):
@@ -31,8 +31,9 @@ class RollingRestartFault(ServiceRollFault):
                 time.sleep(self.settle)
             run.restart(node, timeout=self.timeout)
             healthy_after[node] = round(run.wait_healthy(node, timeout=self.health_timeout), 3)
+            self.back_in_rotation(run, node)
         return {"order": list(self.nodes), "healthy_after_s": healthy_after}
 
-    def recover(self, run: DockerRun) -> Facts:
+    def recover(self, run: Backend) -> Facts:
         self.resolve(run)
         return {node: bring_back(run, node, True, self.health_timeout) for node in self.nodes}

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from resilience.faults.base import BaseFault, Facts, FaultError, FaultSpecError, bring_back, nodes_with_role
 
 if TYPE_CHECKING:
-    from resilience.backends.docker import DockerRun
+    from resilience.backends.base import Backend
     from resilience.topology import Topology
 
 METHODS = ("kill", "pause")
@@ -45,11 +45,11 @@ class SearchLossFault(BaseFault):
             return [f"topology {topology.name} has no search service (role elasticsearch)"]
         return super().check_topology(topology)
 
-    def resolve(self, run: DockerRun) -> None:
+    def resolve(self, run: Backend) -> None:
         if not self.node:
             self.node = nodes_with_role(run, "elasticsearch")[0]
 
-    def inject(self, run: DockerRun) -> Facts:
+    def inject(self, run: Backend) -> Facts:
         self.resolve(run)
         if self.method == "kill":
             run.kill(self.node)
@@ -57,7 +57,7 @@ class SearchLossFault(BaseFault):
             run.pause(self.node)
         return {"node": self.node, "state": run.state(self.node)}
 
-    def recover(self, run: DockerRun) -> Facts:
+    def recover(self, run: Backend) -> Facts:
         self.resolve(run)
         if run.state(self.node) == "missing":
             raise FaultError(f"{self.node} of run {run.run_id} no longer exists")

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections import Counter
 from typing import TYPE_CHECKING
 
+from resilience.backends.base import BackendError
 from resilience.faults.base import BaseFault, FaultError, FaultSpecError
 
+LB_ROTATION_TIMEOUT_S = 15.0
+
 if TYPE_CHECKING:
-    from resilience.backends.docker import DockerRun
+    from resilience.backends.base import Backend
     from resilience.topology import Topology
 
 
@@ -38,7 +42,27 @@ class ServiceRollFault(BaseFault):
             return [f"topology {topology.name} has no service {self.service!r}"]
         return []
 
-    def resolve(self, run: DockerRun) -> None:
+    def back_in_rotation(self, run: Backend, node: str, timeout: float = LB_ROTATION_TIMEOUT_S) -> None:
+        """Wait until every load balancer that has `node` as a server sees it UP again, so the next node
+        goes out only when n+1 holds in the balancer's eyes too. The node's own health check passes up to a
+        couple of seconds before HAProxy has re-resolved a recreated container and seen `rise` checks: a
+        rollback to a cached image moved the second node in that gap and HAProxy answered 503 (seen in CI).
+        Best effort: a balancer that cannot be asked, or that never lists the node, does not stop the roll."""
+        from resilience.faults.haproxy_api import HaproxyRuntime
+
+        deadline = time.monotonic() + timeout
+        for lb in run.nodes_of("lb"):
+            try:
+                runtime = HaproxyRuntime(run, lb)
+                while True:
+                    states = [row for row in runtime.servers() if row.server == node]
+                    if not states or all(row.up for row in states) or time.monotonic() > deadline:
+                        break
+                    time.sleep(0.2)
+            except (OSError, FaultError, BackendError):
+                continue
+
+    def resolve(self, run: Backend) -> None:
         if not self.nodes:
             self.nodes = [n for n in run.node_names() if run.topology.node(n).service == self.service]
             if not self.nodes:

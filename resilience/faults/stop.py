@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from resilience.faults.base import BaseFault, Facts, FaultSpecError, bring_back
 
 if TYPE_CHECKING:
-    from resilience.backends.docker import DockerRun
+    from resilience.backends.base import Backend
 
 
 @dataclasses.dataclass(kw_only=True)
@@ -28,9 +28,9 @@ class StopFault(BaseFault):
     def targets(self) -> list[str]:
         return [self.node]
 
-    def inject(self, run: DockerRun) -> Facts:
+    def inject(self, run: Backend) -> Facts:
         run.stop(self.node, timeout=self.timeout)
         return {"state": run.state(self.node)}
 
-    def recover(self, run: DockerRun) -> Facts:
+    def recover(self, run: Backend) -> Facts:
         return bring_back(run, self.node, self.wait_healthy, self.health_timeout)

@@ -9,7 +9,7 @@ import httpx
 from resilience.faults.base import FaultError
 
 if TYPE_CHECKING:
-    from resilience.backends.docker import DockerRun
+    from resilience.backends.base import Backend
 
 API_PORT = 8474
 TOXIC_PREFIX = "rs_"
@@ -20,7 +20,7 @@ def toxic_name(fault_id: str) -> str:
 
 
 class ToxiproxyApi:
-    def __init__(self, run: DockerRun, node: str, timeout: float = 5.0) -> None:
+    def __init__(self, run: Backend, node: str, timeout: float = 5.0) -> None:
         self.node = node
         self.base = run.url(node, API_PORT)
         self.timeout = timeout

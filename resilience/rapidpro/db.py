@@ -52,6 +52,15 @@ SELECT count(*) FILTER (WHERE m.direction = 'I' AND m.status = 'P') AS pending_i
 """
 
 
+UNSETTLED_SQL = """
+SELECT DISTINCT u.identity AS urn
+  FROM msgs_msg m
+  JOIN contacts_contacturn u ON u.id = m.contact_urn_id
+ WHERE u.identity = ANY(%(urns)s)
+   AND ((m.direction = 'I' AND m.status = 'P') OR (m.direction = 'O' AND m.status IN ('I', 'Q', 'E')))
+"""
+
+
 def _iso(value: object) -> str | None:
     return value.isoformat() if value is not None and hasattr(value, "isoformat") else None
 
@@ -92,10 +101,18 @@ class DbReader:
             rows = conn.execute(MSGS_SQL, {"urns": list(urns)}).fetchall()
         return [
             Msg(
-                id=int(r["id"]), uuid=str(r["uuid"]), direction=r["direction"], status=r["status"],
-                text=r["text"] or "", urn=r["urn"], contact_uuid=r["contact_uuid"],
-                channel_uuid=r["channel_uuid"], created_on=_iso(r["created_on"]), sent_on=_iso(r["sent_on"]),
-                modified_on=_iso(r["modified_on"]), error_count=int(r["error_count"] or 0),
+                id=int(r["id"]),
+                uuid=str(r["uuid"]),
+                direction=r["direction"],
+                status=r["status"],
+                text=r["text"] or "",
+                urn=r["urn"],
+                contact_uuid=r["contact_uuid"],
+                channel_uuid=r["channel_uuid"],
+                created_on=_iso(r["created_on"]),
+                sent_on=_iso(r["sent_on"]),
+                modified_on=_iso(r["modified_on"]),
+                error_count=int(r["error_count"] or 0),
             )
             for r in rows
         ]
@@ -105,9 +122,15 @@ class DbReader:
             rows = conn.execute(RUNS_SQL, {"urns": list(urns)}).fetchall()
         return [
             Run(
-                uuid=r["uuid"], flow_uuid=r["flow_uuid"], status=r["status"], contact_urn=r["urn"],
-                flow_name=r["flow_name"], path=_path_nodes(r["path"]), results=_result_values(r["results"]),
-                created_on=_iso(r["created_on"]), exited_on=_iso(r["exited_on"]),
+                uuid=r["uuid"],
+                flow_uuid=r["flow_uuid"],
+                status=r["status"],
+                contact_urn=r["urn"],
+                flow_name=r["flow_name"],
+                path=_path_nodes(r["path"]),
+                results=_result_values(r["results"]),
+                created_on=_iso(r["created_on"]),
+                exited_on=_iso(r["exited_on"]),
             )
             for r in rows
         ]
@@ -116,6 +139,12 @@ class DbReader:
         with self._connect() as conn:
             rows = conn.execute(SESSIONS_SQL, {"urns": list(urns)}).fetchall()
         return [Session(uuid=r["uuid"], status=r["status"], contact_urn=r["urn"]) for r in rows]
+
+    def unsettled(self, urns: Iterable[str]) -> list[str]:
+        """The URNs with work RapidPro may still do: an MO still pending, a reply not yet sent."""
+        with self._connect() as conn:
+            rows = conn.execute(UNSETTLED_SQL, {"urns": list(urns)}).fetchall()
+        return sorted(str(r["urn"]) for r in rows)
 
     def backlog(self, urns: Iterable[str]) -> Backlog:
         with self._connect() as conn:

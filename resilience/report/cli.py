@@ -11,6 +11,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from resilience.exitcodes import ExitCode
 from resilience.report.build import generate_report, update_latest
 from resilience.report.run import ReportError
 
@@ -34,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
             update_latest(args.run_dir.resolve().parent, args.run_dir.resolve())
     except ReportError as exc:
         print(f"resilience report: {exc}", file=sys.stderr)
-        return 2
+        return ExitCode.BAD_INPUT
     return 0
 
 

@@ -189,6 +189,14 @@ def _environment() -> jinja2.Environment:
     return environment
 
 
+def image_rows(images: dict[str, str]) -> list[tuple[list[str], str]]:
+    """One row per distinct image: the services that run it, then the image (most services first)."""
+    by_tag: dict[str, list[str]] = {}
+    for name, tag in images.items():
+        by_tag.setdefault(tag, []).append(name)
+    return sorted(((names, tag) for tag, names in by_tag.items()), key=lambda row: (-len(row[0]), row[1]))
+
+
 def render_html(run: RunData) -> str:
     """The page for a run as read by `load_run`; problems met while rendering are added to `run.problems`."""
     journal = run.journal
@@ -230,8 +238,11 @@ def render_html(run: RunData) -> str:
         "run": run,
         "journal": journal,
         "experiment": run.experiment,
-        "verdict": verdict_word(run.verdict),
+        "verdict": verdict_word(run.decision if run.decision is not None else run.verdict),
         "verdict_source": run.verdict_source,
+        "decision": verdict_word(run.decision) if run.decision is not None else None,
+        "merged": verdict_word(run.verdict),
+        "power": run.power,
         "seed": run.seed,
         "run_id": journal.run_id if journal and journal.run_id else (history.header.run_id if history else ""),
         "started": _readable_time(started) if started else None,
@@ -256,6 +267,7 @@ def render_html(run: RunData) -> str:
         "throughput": throughput,
         "latency": latency,
         "probes": _probe_rows(journal.steady_state_before, journal.steady_state_after) if journal else [],
+        "image_rows": image_rows(journal.versions.images) if journal else [],
         "fault_logs": fault_logs,
         "untimed_logs": untimed_logs,
         "run_dir_arg": shlex.quote(str(run.run_dir)),

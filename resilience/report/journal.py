@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import platform
-from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,8 +17,9 @@ import msgspec
 
 import resilience
 from resilience.checks.result import CheckResult, Validity
-from resilience.history import NEMESIS, OK, RecordedHistory
+from resilience.history import INJECT, NEMESIS, OK, RECOVER, RecordedHistory
 from resilience.report.results import checks_from_json
+from resilience.verdict.decision import NEW, Decision, Judgement
 
 JOURNAL_FILE = "journal.json"
 JOURNAL_VERSION = 1
@@ -89,7 +89,8 @@ class FaultRecord:
 class Finding:
     title: str
     known: bool
-    """True when this is documented RapidPro v9 behaviour (shared/rapidpro-contracts.md), not a new problem."""
+    """True when the experiment excuses it: inside a documented allowance (shared/rapidpro-contracts.md),
+    a declared unknown, or an exact expectation met; False when it breaks the experiment's rule."""
     detail: str = ""
 
 
@@ -179,7 +180,7 @@ def faults_from_history(history: RecordedHistory) -> list[FaultRecord]:
 
     faults: dict[str, FaultRecord] = {}
     for operation in history.operations:
-        if operation.process != NEMESIS or operation.f not in ("inject", "recover"):
+        if operation.process != NEMESIS or operation.f not in (INJECT, RECOVER):
             continue
         value = operation.invoke.value if isinstance(operation.invoke.value, dict) else {}
         fault_id = value.get("id")
@@ -187,7 +188,7 @@ def faults_from_history(history: RecordedHistory) -> list[FaultRecord]:
             continue
         key = str(fault_id)
         extra = {k: v for k, v in operation.result.items() if k not in _NAMING_KEYS}
-        if operation.f == "inject":
+        if operation.f == INJECT:
             targets = value.get("targets", [])
             faults[key] = FaultRecord(
                 id=key,
@@ -211,39 +212,27 @@ def faults_from_history(history: RecordedHistory) -> list[FaultRecord]:
     return sorted(faults.values(), key=lambda f: f.injected_s)
 
 
-def derive_findings(checks: Iterable[CheckResult], known: Mapping[str, str] | None = None) -> list[Finding]:
-    """One finding per kind of example a non-passing checker reported.
-
-    `known` maps "checker.kind" (or a bare "kind") to why that is documented RapidPro v9 behaviour, e.g.
-    {"outbound.lost": "courier killed after the pop and before the send leaves the message Q"}; the
-    experiment supplies it from its expectations. Everything else is marked new.
-    """
-    known = known or {}
+def derive_findings(decision: Decision) -> list[Finding]:
+    """The decision's findings grouped by checker, kind and whether the experiment excuses them: `known`
+    when every one of the group is allowed (inside its allowance), declared unknown or expected. The same
+    split as the test's verdict (resilience.verdict.decision), so "new" means the same everywhere."""
+    groups: dict[tuple[str, str, bool], list[Judgement]] = {}
+    for judgement in decision.judgements:
+        excused = judgement.status not in NEW
+        groups.setdefault((judgement.finding.checker, judgement.finding.kind, excused), []).append(judgement)
     findings: list[Finding] = []
-    for result in checks:
-        if result.valid == Validity.TRUE:
-            continue
-        kinds: dict[str, int] = {}
-        for example in result.examples:
-            kind = str(example.get("kind", "problem"))
-            kinds[kind] = kinds.get(kind, 0) + 1
-        if not kinds:
-            findings.append(
-                Finding(
-                    title=f"{result.name}: verdict {result.valid.value}",
-                    known=False,
-                    detail="No examples given: see the checker's counts and details.",
-                )
-            )
-        for kind, seen in kinds.items():
-            reason = known.get(f"{result.name}.{kind}", known.get(kind))
-            count = result.counts.get(kind)
-            amount = f"{kind} = {count}" if count is not None else f"{seen} example(s)"
-            detail = f"{amount} (verdict {result.valid.value})."
-            if reason:
-                detail += f" Known v9 behaviour: {reason}"
-            findings.append(Finding(title=f"{result.name}: {kind.replace('_', ' ')}", known=reason is not None,
-                                    detail=detail))  # fmt: skip
+    for checker, why in decision.unmet.items():
+        findings.append(Finding(title=f"{checker}: {why}", known=False, detail="The experiment expects this exactly."))
+    for (checker, kind, excused), judgements in sorted(groups.items(), key=lambda item: (item[0][2], item[0][:2])):
+        total = sum(j.finding.count for j in judgements)
+        first = judgements[0]
+        when = sorted({round(j.finding.at_s, 1) for j in judgements if j.finding.at_s is not None})
+        moments = f" at {', '.join(f'{t} s' for t in when[:6])}{' …' if len(when) > 6 else ''}" if when else ""
+        severity = first.finding.severity.value
+        detail = f"{len(judgements)} finding(s), weight {total}{moments} (verdict {severity}). {first.rule}"
+        if len({j.rule for j in judgements}) > 1:
+            detail += f" (and {len({j.rule for j in judgements}) - 1} other rule(s): see results.json)"
+        findings.append(Finding(title=f"{checker}: {kind.replace('_', ' ')}", known=excused, detail=detail))
     return findings
 
 

@@ -36,7 +36,15 @@ _TIMESTAMP = re.compile(
     re.VERBOSE,
 )
 
-TROUBLE = re.compile(r"traceback|panic|fatal|error|exception|refused|timeout|timed out", re.IGNORECASE)
+# A word of trouble standing as a word: `ERROR:`, `level=error`, `connection refused`, `timed out`; not one
+# inside a setting's name or followed by its value (`connect_timeout=2`, `error_rate: 0.0`, `timeout=5s`).
+TROUBLE = re.compile(
+    r"(?<![\w.-])(?:traceback|panic|fatal|errors?|exceptions?|refused|timeout|timed\ out)"
+    r"(?![\w-])(?!\s*[=:]\s*[\d\"'])",
+    re.IGNORECASE,
+)
+# An exception's class name in a traceback's last line: `ValueError:`, `ConnectionRefusedError`.
+EXCEPTION_NAME = re.compile(r"\b[A-Z]\w*(?:Error|Exception)\b")
 
 
 def parse_timestamp(line: str) -> int | None:
@@ -86,7 +94,19 @@ class LogLine:
 
     @property
     def trouble(self) -> bool:
-        return TROUBLE.search(self.text) is not None
+        return TROUBLE.search(self.text) is not None or EXCEPTION_NAME.search(self.text) is not None
+
+    @property
+    def shown(self) -> str:
+        """The line with one timestamp: Docker's (when it added one) stands for the program's own after it."""
+        found = _TIMESTAMP.match(self.text)
+        if found is None:
+            return self.text
+        rest = self.text[found.end() :].lstrip()
+        again = _TIMESTAMP.match(rest)
+        if again is None:
+            return self.text
+        return f"{self.text[: found.end()]} {rest[again.end() :].lstrip()}"
 
 
 @dataclass

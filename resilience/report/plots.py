@@ -21,6 +21,7 @@ from resilience.report.series import Latency, Throughput
 FAULT_COLOURS = ("#d62728", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#1f77b4")
 OK_COLOUR, FAIL_COLOUR, INFO_COLOUR = "#2ca02c", "#d62728", "#ff9f1c"
 WIDTH_IN, DPI = 12.0, 100
+LABEL_BAND_PT = 13.0  # above a data panel: the faults' numbers, below its title and legend
 
 
 def fault_colour(number: int) -> str:
@@ -42,15 +43,17 @@ def _bands(axes: Axes, faults: Sequence[FaultRecord], end_s: float, *, numbered:
         if numbered:
             # a strip along the top, in front of the data, which dense bars cannot hide
             axes.axvspan(fault.injected_s, stop, ymin=0.97, ymax=1.0, color=colour, alpha=0.85, linewidth=0, zorder=3)
+            # its number just above the panel, in the band the title leaves free: never over the data
             axes.annotate(
                 f"#{number + 1}",
                 xy=(fault.injected_s, 1.0),
                 xycoords=("data", "axes fraction"),
-                xytext=(2, -5),
+                xytext=(1, 1),
                 textcoords="offset points",
-                va="top",
+                va="bottom",
                 fontsize=8,
                 color=colour,
+                annotation_clip=False,
             )
 
 
@@ -93,7 +96,7 @@ def _short(label: str, limit: int = 30) -> str:
 
 def _throughput(axes: Axes, series: Throughput) -> None:
     per = "" if series.bucket_s == 1 else f", averaged over {series.bucket_s} s"
-    axes.set_title(f"MO outcomes per second, by completion time{per}", loc="left", fontsize=10)
+    axes.set_title(f"MO outcomes per second, by completion time{per}", loc="left", fontsize=10, pad=LABEL_BAND_PT)
     width = series.bucket_s
     bottom_fail = series.ok
     bottom_info = [ok + fail for ok, fail in zip(series.ok, series.fail, strict=True)]
@@ -108,12 +111,13 @@ def _throughput(axes: Axes, series: Throughput) -> None:
 
 def _legend(axes: Axes) -> None:
     """Above the panel's top right, beside its title, where it hides no data."""
-    axes.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), fontsize=8, ncols=3, frameon=False, borderaxespad=0.2)
+    pad = LABEL_BAND_PT / 8  # in font sizes: clear of the faults' numbers
+    axes.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), fontsize=8, ncols=3, frameon=False, borderaxespad=pad)
 
 
 def _latency(axes: Axes, series: Latency) -> None:
     per = "" if series.bucket_s == 1 else f", {series.bucket_s} s buckets"
-    axes.set_title(f"MO → first reply latency, by MO invocation time{per}", loc="left", fontsize=10)
+    axes.set_title(f"MO → first reply latency, by MO invocation time{per}", loc="left", fontsize=10, pad=LABEL_BAND_PT)
     centres = [start + series.bucket_s / 2 for start in series.starts]
     p50 = [(x, y) for x, y in zip(centres, series.p50, strict=True) if y is not None]
     p99 = [(x, y) for x, y in zip(centres, series.p99, strict=True) if y is not None]

@@ -12,11 +12,14 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from resilience.checks.result import CheckResult, Validity, merge
+from resilience.checks.result import CheckResult, Finding, Validity, merge
+
+if TYPE_CHECKING:
+    from resilience.verdict.decision import Decision
 
 RESULTS_FILE = "results.json"
 RESULTS_VERSION = 1
@@ -32,9 +35,9 @@ class RunResults:
     verdict: Validity
     written_at: str | None = None
     results_version: int = RESULTS_VERSION
-    legacy: bool = False
-    """Read from experiment.py's own results.json shape (report/legacy.py)."""
     problems: list[str] = field(default_factory=list)
+    decision: dict[str, Any] | None = None
+    """The experiment's decision as written (validity, power, every finding's status and rule)."""
 
     def __post_init__(self) -> None:
         self.problems = []
@@ -52,6 +55,7 @@ class _StoredCheck(msgspec.Struct, forbid_unknown_fields=True):
     counts: dict[str, int | float] = msgspec.field(default_factory=dict)
     examples: list[dict[str, Any]] = msgspec.field(default_factory=list)
     details: dict[str, Any] = msgspec.field(default_factory=dict)
+    findings: list[dict[str, Any]] = msgspec.field(default_factory=list)
 
 
 def checks_from_json(raw: Any, where: str = "$") -> list[CheckResult]:
@@ -64,8 +68,9 @@ def checks_from_json(raw: Any, where: str = "$") -> list[CheckResult]:
     results = []
     for number, check in enumerate(stored):
         try:
-            results.append(CheckResult(check.name, check.valid, check.counts, check.examples, check.details))
-        except ValueError as exc:  # CheckResult's own limit on examples
+            findings = [Finding.from_dict(check.name, raw) for raw in check.findings]
+            results.append(CheckResult(check.name, check.valid, check.counts, check.examples, check.details, findings))
+        except (ValueError, KeyError, TypeError) as exc:  # CheckResult's own limit on examples, a bad finding
             raise ValueError(f"{exc} - at `{where}[{number}]`") from None
     return results
 
@@ -75,9 +80,12 @@ class _Stored(msgspec.Struct, forbid_unknown_fields=True):
     verdict: Validity
     written_at: str | None = None
     results_version: int = RESULTS_VERSION
+    decision: dict[str, Any] | None = None
 
 
-def write_results(run_dir: Path | str, results: list[CheckResult], merged: Validity) -> Path:
+def write_results(
+    run_dir: Path | str, results: list[CheckResult], merged: Validity, decision: Decision | None = None
+) -> Path:
     """Write `run_dir/results.json` (replacing an earlier one: re-checking a run rewrites it)."""
     if not isinstance(merged, Validity):
         raise ResultsError(f"write_results: merged must be a Validity, got {merged!r}")
@@ -86,6 +94,7 @@ def write_results(run_dir: Path | str, results: list[CheckResult], merged: Valid
         checks=[result.to_dict() for result in results],
         verdict=merged,
         written_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        decision=decision.to_dict() if decision is not None else None,
     )
     try:
         encoded = msgspec.json.encode(stored)
@@ -109,19 +118,11 @@ def read_results(run_dir: Path | str) -> RunResults:
         raw = msgspec.json.decode(data)
     except msgspec.DecodeError as exc:
         raise ResultsError(f"{path}: not JSON ({exc})") from None
-    legacy = is_legacy(raw)
-    if legacy:
-        raw = {"checks": raw["results"], "verdict": raw["merged"]}
     try:
         stored = msgspec.convert(raw, _Stored)
-        checks = checks_from_json(stored.checks, "$.results" if legacy else "$.checks")
+        checks = checks_from_json(stored.checks, "$.checks")
     except ValueError as exc:  # msgspec.ValidationError included
         raise ResultsError(f"{path}: {exc}") from None
     if stored.results_version != RESULTS_VERSION:
         raise ResultsError(f"{path}: results_version {stored.results_version}; this version reads {RESULTS_VERSION}")
-    return RunResults(checks, stored.verdict, stored.written_at, stored.results_version, legacy=legacy)
-
-
-def is_legacy(raw: Any) -> bool:
-    """The shape resilience/experiment.py writes before it uses write_results (see report/legacy.py)."""
-    return isinstance(raw, dict) and "results" in raw and "merged" in raw and "checks" not in raw
+    return RunResults(checks, stored.verdict, stored.written_at, stored.results_version, decision=stored.decision)

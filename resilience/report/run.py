@@ -20,7 +20,6 @@ from pathlib import Path
 from resilience.checks.result import CheckResult, Validity
 from resilience.history import HistoryError, RecordedHistory, TruncatedHistoryWarning, read_history
 from resilience.report.journal import FaultRecord, Journal, JournalError, faults_from_history, read_journal
-from resilience.report.legacy import read_legacy_journal
 from resilience.report.results import ResultsError, RunResults, read_results
 from resilience.snapshot import Snapshot, SnapshotError, read_snapshot
 
@@ -68,6 +67,25 @@ class RunData:
         if self.results is not None:
             return self.results.verdict
         return self.journal.verdict if self.journal is not None else Validity.UNKNOWN
+
+    @property
+    def decision(self) -> Validity | None:
+        """The experiment's decision (its allowances, bounds and declared unknowns applied), when recorded."""
+        recorded = self.results.decision if self.results is not None else None
+        try:
+            return Validity(recorded["validity"]) if recorded else None
+        except (KeyError, ValueError, TypeError):
+            return None
+
+    @property
+    def power(self) -> str | None:
+        """What a valid verdict is worth, in words (resilience/verdict/power.py), when recorded."""
+        recorded = self.results.decision if self.results is not None else None
+        if not recorded or not isinstance(recorded.get("power"), dict):
+            return None
+        from resilience.verdict.power import describe
+
+        return describe(recorded["power"])
 
     @property
     def verdict_source(self) -> str | None:
@@ -142,10 +160,6 @@ def load_run(run_dir: Path | str) -> RunData:
     except ResultsError as exc:
         fallback = "the journal's checker results shown" if run.journal is not None else "no checker results"
         run.problems.append(f"{exc} — {fallback}")
-    if run.journal is None and run.results is not None and run.results.legacy:
-        run.journal = read_legacy_journal(run_dir, run.results)
-        if run.journal is not None:
-            journal_problem = None  # the legacy results.json carries the journal's facts
     if journal_problem:
         run.problems.insert(0, journal_problem)
     if run.results is None and run.journal is None:

@@ -54,9 +54,13 @@ class Phone:
         self._http = httpx.Client(timeout=10.0)
         self._aggregator: AggregatorClient = cluster.aggregator()
         self._after = self._aggregator.last_seq()
+        self._cluster = cluster
+        self._sent: list[Received] = []
 
     def send(self, text: str) -> Received:
-        return parse_receive(self._http.post(self._receive_url, data={"from": self.number, "text": text}))
+        received = parse_receive(self._http.post(self._receive_url, data={"from": self.number, "text": text}))
+        self._sent.append(received)
+        return received
 
     def replies(self, count: int, timeout: float = 20.0) -> list[Delivery]:
         """The next `count` MTs to this phone, in arrival order; fails if they do not all come in time."""
@@ -69,8 +73,35 @@ class Phone:
                     got.append(delivery)
             return len(got) >= count
 
-        poll(f"{count} repl{'y' if count == 1 else 'ies'} to {self.urn} (got {len(got)})", arrived, timeout, 0.1)
+        try:
+            poll(f"{count} repl{'y' if count == 1 else 'ies'} to {self.urn} (got {len(got)})", arrived, timeout, 0.1)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{self.diagnosis()}") from None
         return got
+
+    def diagnosis(self) -> str:
+        """What the stack did with this phone's messages: its rows in msgs_msg and every stand-in log line
+        naming the last MO's uuid, so a reply that never came says where it stopped."""
+        lines = ["msgs_msg rows of this phone (direction, status, uuid, text):"]
+        try:
+            for row in Database(self._cluster).msgs([self.urn]):
+                lines.append(f"  {row['direction']} {row['status']} {row['uuid']} {row['text']!r}")
+        except psycopg.Error as exc:
+            lines.append(f"  unreadable: {exc}")
+        last = next((r.msg_uuid for r in reversed(self._sent) if r.msg_uuid), None)
+        if last is None:
+            return "\n".join(lines)
+        lines.append(f"stand-in log lines naming the last MO {last}:")
+        run = self._cluster.run
+        for service in ("courier", "mailroom"):
+            for node in run.nodes_of(service):
+                try:
+                    log = run.container(node).logs(tail=4000).decode("utf-8", "replace")
+                except Exception as exc:  # a diagnosis must not hide the failure it explains
+                    lines.append(f"  {node}: logs unreadable ({exc})")
+                    continue
+                lines.extend(f"  {node}: {line}" for line in log.splitlines() if last in line)
+        return "\n".join(lines)
 
     def exchange(self, text: str, replies: int = 1, timeout: float = 20.0) -> list[str]:
         """Send `text`, require courier's acknowledgement, and return the texts of the next `replies` MTs."""

@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import psycopg
+import pytest
 import redis
 from test_courier_support import (
     CourierFactory,
@@ -240,6 +241,35 @@ def test_spool_switch_off_answers_400_on_db_failure(
 
         assert response.status_code == 400
         assert spooled(couriers.spool_dir) == []
+    finally:
+        relay.close()
+
+
+def test_black_holed_db_blocks_the_write_past_the_backend_timeout_until_the_connection_closes(
+    couriers: CourierFactory, db: DB, pg_url: str, redis_client: redis.Redis
+) -> None:
+    channel = create_channel(db, redis_client, "http://127.0.0.1:9/send")
+    relay = TcpRelay(*_host_port(pg_url))
+    try:
+        _, base = couriers.start({"spool_flush_s": 1.0}, db_url=relay_url(pg_url, relay))
+        assert receive(base, channel, _phone(), "warms the channel cache").status_code == 200
+        relay.hold()
+
+        # courier's 20 s backend timeout sends a cancel that the black hole swallows and, as lib/pq, keeps
+        # waiting; the stand-in answered 200 (spooled) after 30 s when psycopg 3.3 gave up instead
+        with pytest.raises(httpx.TimeoutException):
+            httpx.post(
+                f"{base}/c/ex/{channel.uuid}/receive", data={"from": _phone(), "text": "into the hole"}, timeout=32
+            )
+        assert spooled(couriers.spool_dir) == []
+        relay.heal()
+
+        def written() -> bool:
+            return any(r["text"] == "into the hole" for r in inbound_rows(db, channel))
+
+        # the closed connection fails the expired write: spooled, then flushed
+        wait_for(written, 15, "the blocked message to be spooled and flushed")
+        assert [r["text"] for r in inbound_rows(db, channel)].count("into the hole") == 1
     finally:
         relay.close()
 

@@ -8,6 +8,7 @@ The test here checks the support itself.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -104,36 +105,76 @@ class ServiceProcess:
 
 
 class TcpRelay:
-    """A TCP forwarder on 127.0.0.1 that can be cut (listener closed, live connections reset) and restored.
+    """A TCP forwarder on 127.0.0.1 that can be cut, black-holed and restored.
 
-    Courier reaches Postgres through it, so "DB down" is a refused connection, as when the primary
-    dies behind a load balancer, without touching the real server.
+    `down()` closes the listener and resets live connections: "DB down" is a refused connection, as when
+    the primary dies behind a load balancer, without touching the real server. `hold()` is a black hole:
+    connections stay open and new ones are accepted, but no byte goes through in either direction (a
+    partition behind a proxy that keeps TCP alive). `heal()` ends it the way a server-side timeout or a
+    restart does: every connection is closed and new ones are forwarded again.
     """
 
     def __init__(self, target_host: str, target_port: int) -> None:
         self.target = (target_host, target_port)
         self.port = free_port()
+        self.accepted = 0
+        self.held_bytes = 0  # bytes that went into the black hole since the last hold()
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._server: asyncio.base_events.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
+        self._flowing: asyncio.Event | None = None
         self._thread.start()
+        self._call(self._init())
         self.up()
+
+    async def _init(self) -> None:
+        self._flowing = asyncio.Event()
+        self._flowing.set()
 
     def _call(self, coro: Any) -> Any:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout=10)
 
+    async def _forward(self, writer: asyncio.StreamWriter, data: bytes) -> bool:
+        """Write `data` unless a black hole swallows it; False once the connection was closed meanwhile."""
+        assert self._flowing is not None
+        if not self._flowing.is_set():
+            self.held_bytes += len(data)
+            await self._flowing.wait()
+            return False  # heal() closed this connection: the held bytes are lost with it
+        writer.write(data)
+        await writer.drain()
+        return True
+
     async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while data := await reader.read(65536):
-                writer.write(data)
-                await writer.drain()
+                if not await self._forward(writer, data):
+                    break
         except (ConnectionError, OSError):
             pass
         finally:
             writer.close()
 
+    async def _swallow(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
+        """A connection accepted inside the black hole: read and count, never answer."""
+        assert self._flowing is not None
+        self._writers.add(client_writer)
+        try:
+            while not self._flowing.is_set() and (data := await client_reader.read(65536)):
+                self.held_bytes += len(data)
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            self._writers.discard(client_writer)
+            client_writer.close()
+
     async def _handle(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
+        assert self._flowing is not None
+        self.accepted += 1
+        if not self._flowing.is_set():
+            await self._swallow(client_reader, client_writer)
+            return
         try:
             server_reader, server_writer = await asyncio.open_connection(*self.target)
         except OSError:
@@ -146,20 +187,39 @@ class TcpRelay:
     async def _up(self) -> None:
         self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port, reuse_address=True)
 
+    async def _reset_connections(self) -> None:
+        for writer in list(self._writers):
+            writer.transport.abort()
+        self._writers.clear()
+
     async def _down(self) -> None:
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
             self._server = None
-        for writer in list(self._writers):
-            writer.transport.abort()
-        self._writers.clear()
+        await self._reset_connections()
+
+    async def _hold(self) -> None:
+        assert self._flowing is not None
+        self.held_bytes = 0
+        self._flowing.clear()
+
+    async def _heal(self) -> None:
+        assert self._flowing is not None
+        await self._reset_connections()
+        self._flowing.set()
 
     def up(self) -> None:
         self._call(self._up())
 
     def down(self) -> None:
         self._call(self._down())
+
+    def hold(self) -> None:
+        self._call(self._hold())
+
+    def heal(self) -> None:
+        self._call(self._heal())
 
     async def _cancel_pipes(self) -> None:
         current = asyncio.current_task()
@@ -177,7 +237,7 @@ class TcpRelay:
 
 
 def relay_url(pg_url: str, relay: TcpRelay) -> str:
-    """`pg_url` (a postgres:// URL) with its host and port replaced by the relay's."""
+    """`pg_url` (a postgres:// or redis:// URL) with its host and port replaced by the relay's."""
     parts = urlsplit(pg_url)
     credentials = parts.netloc.rpartition("@")[0]
     netloc = f"{credentials}@127.0.0.1:{relay.port}" if credentials else f"127.0.0.1:{relay.port}"
@@ -420,5 +480,43 @@ def test_relay_cuts_and_restores_connections() -> None:
             with socket.create_connection(("127.0.0.1", relay.port), timeout=5):
                 accepted, _ = listener.accept()
                 accepted.close()
+        finally:
+            relay.close()
+
+
+def test_relay_black_hole_holds_bytes_until_healed() -> None:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        listener.settimeout(5)
+        relay = TcpRelay("127.0.0.1", listener.getsockname()[1])
+        try:
+            live = socket.create_connection(("127.0.0.1", relay.port), timeout=5)
+            accepted, _ = listener.accept()
+            relay.hold()
+            live.sendall(b"PING\r\n")
+            late = socket.create_connection(("127.0.0.1", relay.port), timeout=5)  # accepted, not forwarded
+            late.sendall(b"PING\r\n")
+            wait_for(lambda: relay.held_bytes == 12, 5, "both requests to be swallowed")
+            accepted.settimeout(0.5)
+            with pytest.raises(TimeoutError):
+                accepted.recv(16)
+            listener.settimeout(0.5)
+            with pytest.raises(TimeoutError):
+                listener.accept()
+
+            relay.heal()
+
+            for client in (live, late):
+                with contextlib.suppress(ConnectionResetError):  # an abort may arrive as a reset
+                    assert client.recv(16) == b""
+                client.close()
+            accepted.close()
+            listener.settimeout(5)
+            with socket.create_connection(("127.0.0.1", relay.port), timeout=5) as healed:
+                forwarded, _ = listener.accept()
+                healed.sendall(b"PING\r\n")
+                assert forwarded.recv(16) == b"PING\r\n"
+                forwarded.close()
         finally:
             relay.close()

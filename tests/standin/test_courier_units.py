@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import parse_qs
 
 import pytest
@@ -15,6 +16,8 @@ from standin.courier.config import DEFAULT_DISALLOWED_NETWORKS, ConfigError, loa
 from standin.courier.dedup import SeenMessages, text_hash
 from standin.courier.external import build_requests, encode_value, split_text
 from standin.courier.responses import go_json
+from standin.courier.sender import Foreman
+from standin.courier.sessions import SessionWait, session_wait
 from standin.courier.switches import DECLARED, load
 from standin.courier.timefmt import parse_rfc3339, rfc3339
 from standin.courier.urns import URNError, parse_phone
@@ -183,3 +186,61 @@ def test_every_switch_documents_its_contract_line_except_planted_bugs() -> None:
     assert load("")["drop_after_ack"] == 0.0
     with pytest.raises(SwitchError, match=r"unknown switch courier\.nope"):
         load('{"nope": 1}')
+
+
+def test_v9_2_defaults_of_the_switches() -> None:
+    defaults = load("")
+
+    assert defaults["redis_read_timeout_s"] == 0.0 and defaults["redis_connect_timeout_s"] == 30.0
+    assert defaults["exit_without_redis"] is True
+    assert defaults["nonretryable_fails"] is True
+    assert defaults["session_timeouts"] is True
+
+
+class _BlackHoledQueue:
+    """An outgoing queue whose pop never gets its reply, as on a black-holed Redis."""
+
+    def __init__(self) -> None:
+        self.pops = 0
+
+    async def pop(self) -> None:
+        self.pops += 1
+        await asyncio.Event().wait()
+
+
+def test_foreman_pop_is_not_bounded_by_its_30_s_context(monkeypatch: pytest.MonkeyPatch) -> None:
+    # v9.2.1 passes the foreman's context to the channel lookup only; the Redis pop never sees it
+    monkeypatch.setattr("standin.courier.sender.POP_TIMEOUT_S", 0.05)
+    queue = _BlackHoledQueue()
+
+    async def scenario() -> None:
+        fakes: Any = None
+        foreman = Foreman(queue, fakes, fakes, fakes, fakes, fakes, fakes, 4, True, True, 30.0, True)  # type: ignore[arg-type]
+        foreman.start()
+        await asyncio.sleep(0.5)
+        with pytest.raises(TimeoutError):  # a stuck foreman also holds up a graceful stop, as in v9.2.1
+            await asyncio.wait_for(foreman.stop(), timeout=0.2)
+        await foreman._client.aclose()
+
+    asyncio.run(scenario())
+
+    assert queue.pops == 1
+
+
+def test_session_wait_is_read_from_the_last_message_of_a_sprint() -> None:
+    last = {"id": 1, "session_id": 7, "session_status": "W", "session_timeout": 300}
+    last["session_wait_started_on"] = "2024-05-01T10:00:00.123456789Z"  # Go writes nanoseconds
+
+    assert session_wait(last) == SessionWait(7, datetime(2024, 5, 1, 10, 0, 0, 123456, tzinfo=UTC), 300)
+    assert session_wait({"id": 2, "session_id": 7, "session_status": "W"}) is None
+
+
+def test_the_planted_discard_spool_on_start_deletes_spooled_msgs_unread(tmp_path: Any) -> None:
+    from standin.courier.spool import discard_spooled, write_to_spool
+
+    (tmp_path / "msgs").mkdir()
+    write_to_spool(str(tmp_path), "msgs", {"uuid": "a1", "text": "hi"})
+    write_to_spool(str(tmp_path), "msgs", {"uuid": "b2", "text": "yo"})
+    assert load(None)["discard_spool_on_start"] is False  # planted: off unless a test turns it on
+    assert discard_spooled(str(tmp_path), "msgs") == ["a1", "b2"]
+    assert list((tmp_path / "msgs").iterdir()) == []

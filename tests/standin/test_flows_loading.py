@@ -116,8 +116,8 @@ BAD_EXPORTS: list[tuple[str, Callable[[dict[str, Any]], None], list[str]]] = [
     ),
     (
         "unknown case type",
-        _set([*ROUTER, "cases", 0, "type"], "has_date"),
-        [f"node {ASK}", "case k-1", "case type 'has_date' is not supported", "has_any_word"],
+        _set([*ROUTER, "cases", 0, "type"], "has_district"),
+        [f"node {ASK}", "case k-1", "case type 'has_district' is not supported", "location hierarchy", "has_any_word"],
     ),
     (
         "missing node",
@@ -134,8 +134,8 @@ BAD_EXPORTS: list[tuple[str, Callable[[dict[str, Any]], None], list[str]]] = [
     ("dial wait", _set([*ROUTER, "wait", "type"], "dial"), ["wait type 'dial' is not supported"]),
     (
         "unsupported expression",
-        _set(["flows", 0, "nodes", 1, "actions", 0, "text"], "Thanks @(results.answer + 1)"),
-        ["action a0000000-0000-4000-8000-000000000002 (send_msg)", "'+' is not supported"],
+        _set(["flows", 0, "nodes", 1, "actions", 0, "text"], 'Thanks @(has_ward(results.answer, "x", "y"))'),
+        ["action a0000000-0000-4000-8000-000000000002 (send_msg)", "function has_ward() is not supported"],
     ),
     (
         "unsupported reference",
@@ -144,8 +144,8 @@ BAD_EXPORTS: list[tuple[str, Callable[[dict[str, Any]], None], list[str]]] = [
     ),
     (
         "unsupported operand",
-        _set([*ROUTER, "operand"], "@run.status"),
-        ["operand", "'run' is not supported"],
+        _set([*ROUTER, "operand"], "@ticket.status"),
+        ["operand", "'ticket' is not supported"],
     ),
     ("non-numeric bound", _set([*ROUTER, "cases", 0, "arguments"], ["1", "five"]), ["argument 'five' is not a number"]),
     ("wrong arity", _set([*ROUTER, "cases", 0, "arguments"], ["1"]), ["takes 2 argument(s), found 1"]),
@@ -181,8 +181,8 @@ BAD_EXPORTS: list[tuple[str, Callable[[dict[str, Any]], None], list[str]]] = [
     ),
     (
         "unsupported translated text",
-        _set(["flows", 0, "localization"], {"fra": {"a0000000-0000-4000-8000-000000000001": {"text": ["@(1+1)"]}}}),
-        ["localization fra", "'+' is not supported"],
+        _set(["flows", 0, "localization"], {"fra": {"a0000000-0000-4000-8000-000000000001": {"text": ["@(1+)"]}}}),
+        ["localization fra", "unexpected 'the end'"],
     ),
 ]
 

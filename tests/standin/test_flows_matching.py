@@ -11,6 +11,7 @@ from decimal import Decimal
 import pytest
 from standin.flows.cases import CASE_TESTS, CaseArgumentError, run_case
 from standin.flows.context import XObject
+from standin.flows.excellent.values import XError
 from standin.flows.text import find_numbers, format_number, snakify, tokenize
 
 
@@ -105,6 +106,26 @@ CASES: list[tuple[str, object, list[object], str | None]] = [
     ("has_number_gt", "5 then 50", ["10"], "50"),  # the first number that passes, not the first number
     ("has_category", RESULT, ["Success", "Failure"], "Success"),
     ("has_category", RESULT, ["Failure"], None),
+    # goflow's documented examples for the date, time, e-mail, phone and error tests (default environment:
+    # UTC, YYYY-MM-DD; a date without a time takes the time of the engine's clock)
+    ("has_date", "the date is 2017-01-15 10:30", [], "2017-01-15T10:30:00.000000Z"),
+    ("has_date", "there is no date here, just a year 2017", [], None),
+    ("has_date_lt", "the date is 2017-01-15 10:30", ["2017-06-01"], "2017-01-15T10:30:00.000000Z"),
+    ("has_date_lt", "the date is 2017-01-15", ["2017-01-01"], None),
+    ("has_date_eq", "the date is 2017-01-15 10:30", ["2017-01-15"], "2017-01-15T10:30:00.000000Z"),
+    ("has_date_eq", "there is no date here, just a year 2017", ["2017-06-01"], None),
+    ("has_date_gt", "the date is 2017-01-15 10:30", ["2017-01-01"], "2017-01-15T10:30:00.000000Z"),
+    ("has_date_gt", "the date is 2017-01-15", ["2017-03-15"], None),
+    ("has_time", "the time is 10:30", [], "10:30:00.000000"),
+    ("has_time", "there is no time here, just the number 25", [], None),
+    ("has_email", "my email is foo1@bar.com, please respond", [], "foo1@bar.com"),
+    ("has_email", "i'm not sharing my email", [], None),
+    ("has_phone", "my number is +12067799294 thanks", [], "+12067799294"),
+    ("has_phone", "my number is none of your business", ["US"], None),
+    ("has_error", XError('unable to convert "foo" to a datetime'), [], 'unable to convert "foo" to a datetime'),
+    ("has_error", "hello", [], None),
+    ("has_value", "  hello  ", [], "hello"),
+    ("has_value", "   ", [], None),
 ]
 
 

@@ -224,7 +224,7 @@ def test_query_start_with_search_up(
     _index_contact(search_node, favorites.org_id, alice.contact_id, "Alice")
     mailroom = start_mailroom(tmp_path, migrated_pg, redis_url, extra_env={"MAILROOM_ELASTIC": search_node.url})
     try:
-        assert mailroom.health()["elastic"] == "ok"
+        assert "elastic ok" in mailroom.log()  # logged before "mailroom started"
         start_id = queue_start(db, rds, favorites, query="name:Alice")
         wait_for(lambda: start_row(db, start_id)[0] == "C", what="start completed")
         assert start_row(db, start_id) == ("C", 1)
@@ -304,6 +304,33 @@ TIMEOUT_FLOW = {
         }
     ],
 }
+
+
+def test_a_waiting_sprints_last_message_carries_its_wait_for_courier(
+    tmp_path: Path, migrated_pg: str, redis_url: str, db: psycopg.Connection[Any], rds: redis.Redis
+) -> None:
+    """mailroom v9.2.2 core/msgio/courier.go: NewCourierMsg puts session_wait_started_on (exactly the
+    session's wait_started_on) and session_timeout on the sprint's last message, so courier can restart
+    the timeout once the prompt is out; without them courier never moves timeout_on."""
+    export = tmp_path / "quick.json"
+    export.write_text(json.dumps(TIMEOUT_FLOW))
+    seed = seed_org(db, [export], {"Quick Question": ["quick"]})
+    mailroom = start_mailroom(tmp_path, migrated_pg, redis_url)
+    try:
+        msg = receive(db, rds, seed, "tel:+250788000039", "quick")
+        batch = wait_for(lambda: [m for b in courier_batches(rds, seed, 1) for m in b], what="the queued prompt")
+        started = db.execute(
+            "SELECT id, wait_started_on FROM flows_flowsession WHERE contact_id = %s AND status = 'W'",
+            (msg.contact_id,),
+        ).fetchone()
+        assert started is not None
+        last = batch[-1]
+        assert last["session_id"] == started[0]
+        assert datetime.fromisoformat(last["session_wait_started_on"].replace("Z", "+00:00")) == started[1]
+        assert last["session_timeout"] > 0
+        assert all("session_wait_started_on" not in m for m in batch[:-1])
+    finally:
+        mailroom.terminate()
 
 
 def test_wait_timeout_fires_through_the_timeouts_cron(

@@ -11,6 +11,7 @@ lays them out), and they run the services as real processes so signals behave as
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import signal
@@ -87,11 +88,17 @@ def migrated_pg_fixture(pg_url: str) -> str:
     return pg_url
 
 
+# Org ids are not reused within a session: a mailroom that outlives a test keeps an org's assets 5 s by id,
+# as real v9.2 does, and would serve the previous test's channels to the next test's org.
+_ORG_IDS = itertools.count(1, 1000)
+
+
 @pytest.fixture(name="db")
 def db_fixture(migrated_pg: str) -> Iterator[psycopg.Connection[Any]]:
     """An autocommit connection to an emptied database."""
     with psycopg.connect(migrated_pg, autocommit=True) as conn:
         conn.execute(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE")
+        conn.execute("SELECT setval(pg_get_serial_sequence('orgs_org', 'id'), %s, false)", (next(_ORG_IDS),))
         conn.execute("DROP TABLE IF EXISTS archives_archive")  # the archiver stand-in creates it
         yield conn
 
@@ -392,7 +399,9 @@ def search_node_fixture() -> Iterator[SearchNode]:
 
 
 class TcpProxy:
-    """A loopback TCP relay whose live connections can be cut at once: a failover behind a stable address."""
+    """A loopback TCP relay whose live connections can be cut at once (a failover behind a stable address),
+    refused (a dead server), or held (a black hole: bytes are taken from the sender and kept, never delivered,
+    until released)."""
 
     def __init__(self, upstream_host: str, upstream_port: int) -> None:
         import threading
@@ -402,6 +411,10 @@ class TcpProxy:
         self.port = int(self._listener.getsockname()[1])
         self._lock = threading.Lock()
         self._sockets: set[socket.socket] = set()
+        self._held: set[socket.socket] = set()  # sources whose bytes are kept back
+        self._kept: list[tuple[socket.socket, bytes]] = []  # (destination, bytes) in arrival order
+        self._hold_new = False
+        self._refusing = False
         self._closed = False
         self.accepted = 0
         threading.Thread(target=self._accept, daemon=True).start()
@@ -414,6 +427,9 @@ class TcpProxy:
                 client, _ = self._listener.accept()
             except OSError:
                 return
+            if self._refusing:
+                client.close()
+                continue
             try:
                 server = socket.create_connection(self.upstream, timeout=5)
             except OSError:
@@ -422,6 +438,8 @@ class TcpProxy:
             server.settimeout(None)
             with self._lock:
                 self._sockets.update((client, server))
+                if self._hold_new:
+                    self._held.update((client, server))
                 self.accepted += 1
             for src, dst in ((client, server), (server, client)):
                 threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()
@@ -429,6 +447,10 @@ class TcpProxy:
     def _pump(self, src: socket.socket, dst: socket.socket) -> None:
         try:
             while data := src.recv(65536):
+                with self._lock:
+                    if src in self._held:
+                        self._kept.append((dst, data))
+                        continue
                 dst.sendall(data)
         except OSError:
             pass
@@ -439,6 +461,7 @@ class TcpProxy:
     def _drop(self, sock: socket.socket) -> None:
         with self._lock:
             self._sockets.discard(sock)
+            self._held.discard(sock)
         with contextlib.suppress(OSError):
             sock.shutdown(socket.SHUT_RDWR)
         sock.close()
@@ -447,11 +470,110 @@ class TcpProxy:
         """Reset every live connection (new ones are still accepted); returns how many were cut."""
         with self._lock:
             live = list(self._sockets)
+            self._kept.clear()
         for sock in live:
             self._drop(sock)
         return len(live) // 2
+
+    def down(self) -> int:
+        """Cut every live connection and close new ones at once, as a dead server behind a load balancer."""
+        self._refusing = True
+        return self.cut_all()
+
+    def up(self) -> None:
+        self._refusing = False
+
+    def hold(self, new_too: bool = False) -> int:
+        """Black-hole the live connections (and, with `new_too`, the ones still to come): the sockets stay
+        open and everything sent is kept back. Returns how many connections are held."""
+        with self._lock:
+            self._held.update(self._sockets)
+            self._hold_new = new_too
+            return len(self._sockets) // 2
+
+    def release(self) -> None:
+        """Deliver what was kept back, in order, and let bytes through again."""
+        with self._lock:
+            for dst, data in self._kept:
+                with contextlib.suppress(OSError):
+                    dst.sendall(data)
+            self._kept.clear()
+            self._held.clear()
+            self._hold_new = False
 
     def close(self) -> None:
         self._closed = True
         self._listener.close()
         self.cut_all()
+
+
+def proxied_pg(pg_url: str, proxy: TcpProxy) -> str:
+    return psycopg.conninfo.make_conninfo(pg_url, host="127.0.0.1", port=str(proxy.port))
+
+
+def pg_proxy(pg_url: str) -> TcpProxy:
+    info = psycopg.conninfo.conninfo_to_dict(pg_url)
+    return TcpProxy(str(info.get("host", "127.0.0.1")), int(str(info.get("port", 5432))))
+
+
+def redis_proxy(redis_url: str) -> tuple[TcpProxy, str]:
+    """A relay in front of the test Redis and the URL that goes through it."""
+    host, rest = redis_url.split("//", 1)[1].split(":", 1)
+    port, redis_db = rest.split("/", 1)
+    proxy = TcpProxy(host, int(port))
+    return proxy, f"redis://127.0.0.1:{proxy.port}/{redis_db}"
+
+
+class RedisMonitor:
+    """The commands Redis executes (MONITOR on a raw socket), each with the server's timestamp."""
+
+    def __init__(self, redis_url: str) -> None:
+        import threading
+
+        host, rest = redis_url.split("//", 1)[1].split(":", 1)
+        self._sock = socket.create_connection((host, int(rest.split("/", 1)[0])), timeout=5)
+        self._sock.sendall(b"MONITOR\r\n")
+        self._lines: list[str] = []
+        self._stop = threading.Event()
+        self._buffer = b""
+        self._read_line()  # +OK
+        self._lines.clear()
+        self._sock.settimeout(0.2)
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _read_line(self) -> None:
+        while b"\r\n" not in self._buffer:
+            self._buffer += self._sock.recv(65536)
+        line, self._buffer = self._buffer.split(b"\r\n", 1)
+        self._lines.append(line.decode(errors="replace"))
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                chunk = self._sock.recv(65536)
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            if not chunk:
+                return
+            self._buffer += chunk
+            while b"\r\n" in self._buffer:
+                line, self._buffer = self._buffer.split(b"\r\n", 1)
+                self._lines.append(line.decode(errors="replace"))
+
+    def commands(self, *words: str) -> list[tuple[float, str]]:
+        """(server time, line) of the commands whose line contains every one of `words` (quoted as MONITOR
+        shows them)."""
+        needles = [f'"{w}"' for w in words]
+        found = []
+        for line in list(self._lines):
+            if line.startswith("+") and all(n in line for n in needles):
+                found.append((float(line[1:].split(" ", 1)[0]), line))
+        return found
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self._sock.close()

@@ -6,6 +6,7 @@ import json
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,18 @@ import httpx
 import psycopg
 import pytest
 import redis
-from test_web_support import Gunicorn, WebStack, api, free_port, run_manage, seed, web_env
+from standin.mailroom.msg_send import repetitions_key
+from test_web_support import (
+    NO_MAILROOM,
+    Gunicorn,
+    WebStack,
+    api,
+    django_call,
+    free_port,
+    run_manage,
+    seed,
+    web_env,
+)
 
 # fixtures web_stack, web_db, web_redis, seeded, live_web come from the support module
 pytest_plugins = ["test_web_support"]
@@ -253,30 +265,33 @@ def test_messages_refuse_two_exclusive_filters(live_web: str, seeded: dict[str, 
     }
 
 
-def test_post_message_queues_it_to_courier_as_mailroom_would(
-    live_web: str, seeded: dict[str, Any], web_db: psycopg.Connection[Any], web_redis: redis.Redis
+def test_post_message_goes_through_mailroom_to_courier(
+    web_with_mailroom: str, seeded: dict[str, Any], web_db: psycopg.Connection[Any], web_redis: redis.Redis
 ) -> None:
+    """v9.2.5: the API asks mailroom's /mr/msg/send, which inserts the message (high priority, as a user's
+    chat message) and queues it to courier's high-priority queue."""
     phone = unique_phone()
     contact_id, contact_uuid, urn_id = make_contact(web_db, seeded["org_id"], phone)
 
     response = httpx.post(
-        live_web + "/api/v2/messages.json",
+        web_with_mailroom + "/api/v2/messages.json",
         json={"contact": contact_uuid, "text": "Hello from the API"},
         headers=api(seeded["api_token"]),
+        timeout=30,
     )
 
     assert response.status_code == 201, response.text
     sent = response.json()
     assert sent["status"] == "queued" and sent["direction"] == "out" and sent["urn"] == f"tel:{phone}"
-    assert sent["channel"]["uuid"] == seeded["channel_uuid"]
+    assert sent["channel"] == {"uuid": seeded["channel_uuid"], "name": "External"}
+    assert sent["contact"] == {"uuid": contact_uuid, "name": "Ann"}
+    assert (sent["type"], sent["visibility"], sent["flow"], sent["sent_on"]) == ("text", "visible", None, None)
     row = web_db.execute(
-        "SELECT status, direction, contact_urn_id, high_priority, queued_on IS NOT NULL "
-        "FROM msgs_msg WHERE id = %s",
-        (sent["id"],),
+        "SELECT status, direction, contact_urn_id, high_priority, text FROM msgs_msg WHERE id = %s", (sent["id"],)
     ).fetchone()
-    assert row == ("Q", "O", urn_id, False, True)
+    assert row == ("Q", "O", urn_id, True, "Hello from the API")
     queue = f"msgs:{seeded['channel_uuid']}|10"
-    [(batch, score)] = web_redis.zrange(f"{queue}/0", 0, -1, withscores=True)
+    [(batch, score)] = web_redis.zrange(f"{queue}/1", 0, -1, withscores=True)
     [queued] = json.loads(batch)
     assert {
         k: queued[k] for k in ("id", "org_id", "contact_id", "contact_urn_id", "urn", "text", "channel_uuid")
@@ -289,9 +304,85 @@ def test_post_message_queues_it_to_courier_as_mailroom_would(
         "text": "Hello from the API",
         "channel_uuid": seeded["channel_uuid"],
     }
-    assert queued["high_priority"] is False and queued["error_count"] == 0
+    assert queued["high_priority"] is True and queued["error_count"] == 0
     assert abs(score - time.time()) < 30  # courier's queues are scored in epoch seconds
     assert web_redis.zscore("msgs:active", queue) == 0
+    assert web_redis.zcard(f"{queue}/0") == 0
+
+
+def test_post_message_fails_while_mailroom_is_down(
+    live_web: str, seeded: dict[str, Any], web_db: psycopg.Connection[Any], web_redis: redis.Redis
+) -> None:
+    """Nothing listens at live_web's MAILROOM_URL: RapidPro's client raises, its API answers the plain 500,
+    and no message exists (the web writes none itself)."""
+    contact_id, contact_uuid, _ = make_contact(web_db, seeded["org_id"], unique_phone())
+
+    response = httpx.post(
+        live_web + "/api/v2/messages.json",
+        json={"contact": contact_uuid, "text": "Nobody home"},
+        headers=api(seeded["api_token"]),
+        timeout=30,
+    )
+
+    assert response.status_code == 500
+    assert response.text == "Server Error. Site administrators have been notified."
+    assert web_db.execute("SELECT count(*) FROM msgs_msg WHERE contact_id = %s", (contact_id,)).fetchone() == (0,)
+    assert web_redis.keys("msgs:*") == []
+
+
+def test_post_message_mailroom_error_is_a_plain_500(
+    web_with_mailroom: str, seeded: dict[str, Any], web_db: psycopg.Connection[Any], web_redis: redis.Redis
+) -> None:
+    """Mailroom answers 500 (its repetition counter in Redis fails before any insert): the API gives the
+    same plain 500 as for any unhandled error, as RapidPro's RequestException is not caught."""
+    contact_id, contact_uuid, _ = make_contact(web_db, seeded["org_id"], unique_phone())
+    now = datetime.now(UTC)
+    for moment in (now, now + timedelta(seconds=30)):
+        web_redis.set(repetitions_key(moment), "not a hash")
+
+    response = httpx.post(
+        web_with_mailroom + "/api/v2/messages.json",
+        json={"contact": contact_uuid, "text": "Refused"},
+        headers=api(seeded["api_token"]),
+        timeout=30,
+    )
+
+    assert response.status_code == 500
+    assert response.text == "Server Error. Site administrators have been notified."
+    assert web_db.execute("SELECT count(*) FROM msgs_msg WHERE contact_id = %s", (contact_id,)).fetchone() == (0,)
+
+
+def test_post_message_with_the_switch_off_is_sent_by_the_web_itself(
+    web_stack: WebStack, seeded: dict[str, Any], web_db: psycopg.Connection[Any], web_redis: redis.Redis, tmp_path: Path
+) -> None:
+    """`api_send_through_mailroom` off: the stand-in before issue 9 inserts the message and queues it to
+    courier's bulk queue itself, so mailroom being down does not matter."""
+    phone = unique_phone()
+    contact_id, contact_uuid, urn_id = make_contact(web_db, seeded["org_id"], phone)
+    env = web_stack.env(MAILROOM_URL=NO_MAILROOM, STANDIN_SWITCHES='{"api_send_through_mailroom": false}')
+    server = Gunicorn(env, tmp_path / "gunicorn.log", workers=1)
+    try:
+        response = httpx.post(
+            server.url + "/api/v2/messages.json",
+            json={"contact": contact_uuid, "text": "Hello from the web"},
+            headers=api(seeded["api_token"]),
+            timeout=30,
+        )
+    finally:
+        server.stop()
+
+    assert response.status_code == 201, response.text
+    sent = response.json()
+    assert sent["status"] == "queued" and sent["urn"] == f"tel:{phone}"
+    row = web_db.execute(
+        "SELECT status, contact_urn_id, high_priority, queued_on IS NOT NULL FROM msgs_msg WHERE id = %s",
+        (sent["id"],),
+    ).fetchone()
+    assert row == ("Q", urn_id, False, True)
+    queue = f"msgs:{seeded['channel_uuid']}|10"
+    [batch] = web_redis.zrange(f"{queue}/0", 0, -1)
+    [queued] = json.loads(batch)
+    assert (queued["id"], queued["contact_id"], queued["high_priority"]) == (sent["id"], contact_id, False)
     assert web_redis.zcard(f"{queue}/1") == 0
 
 
@@ -420,48 +511,101 @@ def throttled_web(
         server.stop()
 
 
-def test_throttle_is_per_org_and_per_scope(
-    throttled_web: str, seeded: dict[str, Any], web_stack: WebStack, web_redis: redis.Redis, tmp_path: Path
-) -> None:
-    export = tmp_path / "other.json"
+def org_with_rapidpros_rates(stack: WebStack, tmp_path: Path, name: str) -> dict[str, Any]:
+    """A seeded org without api_rates, as RapidPro creates every org: the default rates apply to it."""
+    export = tmp_path / f"{name}.json"
     node = {"uuid": str(uuid.uuid4()), "actions": [], "exits": []}
-    flow = {"uuid": str(uuid.uuid4()), "name": "Other", "spec_version": "13.0.0", "nodes": [node]}
+    flow = {"uuid": str(uuid.uuid4()), "name": name, "spec_version": "13.0.0", "nodes": [node]}
     export.write_text(json.dumps({"version": "13", "flows": [flow]}))
-    other = seed(web_stack, "--flows", str(export), "--send-url", "http://x:1/", "--name", "Other org")
-    if int(time.time()) % 60 > 55:
-        time.sleep(6)  # keep the whole test inside one minute window
+    return seed(stack, "--flows", str(export), "--send-url", "http://x:1/", "--name", name, "--api-rate", "")
+
+
+def inside_one_window(period: int, needed: float) -> None:
+    """Wait for the next fixed throttle window if the current one ends within `needed` seconds."""
+    left = period - time.time() % period
+    if left < needed:
+        time.sleep(left + 1)
+
+
+def test_throttle_is_per_org_and_per_scope(
+    throttled_web: str, web_stack: WebStack, web_redis: redis.Redis, tmp_path: Path
+) -> None:
+    one = org_with_rapidpros_rates(web_stack, tmp_path, f"One {uuid.uuid4().hex[:6]}")
+    other = org_with_rapidpros_rates(web_stack, tmp_path, f"Other {uuid.uuid4().hex[:6]}")
+    inside_one_window(60, 10)
 
     codes = [
-        httpx.get(throttled_web + "/api/v2/flows.json", headers=api(seeded["api_token"])).status_code
-        for _ in range(4)
+        httpx.get(throttled_web + "/api/v2/flows.json", headers=api(one["api_token"])).status_code for _ in range(4)
     ]
 
     assert codes == [200, 200, 200, 429]
-    limited = httpx.get(throttled_web + "/api/v2/flows.json", headers=api(seeded["api_token"]))
+    limited = httpx.get(throttled_web + "/api/v2/flows.json", headers=api(one["api_token"]))
     assert limited.status_code == 429
     assert limited.json()["detail"].startswith("Request was throttled.")
     assert 0 < int(limited.headers["Retry-After"]) <= 60
     # another org has its own budget, and so has another scope of the same org
     assert httpx.get(throttled_web + "/api/v2/flows.json", headers=api(other["api_token"])).status_code == 200
-    assert (
-        httpx.get(throttled_web + "/api/v2/messages.json", headers=api(seeded["api_token"])).status_code
-        == 200
-    )
+    assert httpx.get(throttled_web + "/api/v2/messages.json", headers=api(one["api_token"])).status_code == 200
 
 
-def test_default_rate_does_not_throttle_a_burst(live_web: str, seeded: dict[str, Any]) -> None:
-    """The counterpart: the default (generous) rate lets more than the throttled server's 3 through."""
-    codes = {
-        httpx.get(live_web + "/api/v2/flows.json", headers=api(seeded["api_token"])).status_code
-        for _ in range(10)
-    }
-    assert codes == {200}
+def test_org_api_rates_override_the_default_per_scope(
+    throttled_web: str,
+    seeded: dict[str, Any],
+    web_stack: WebStack,
+    web_db: psycopg.Connection[Any],
+    web_redis: redis.Redis,
+    tmp_path: Path,
+) -> None:
+    """As RapidPro's OrgUserRateThrottle: the org's api_rates win for the scopes they name. The harness's
+    seeded org (seed_org's own rates) is not held to the server's default of 3/minute."""
+    org = org_with_rapidpros_rates(web_stack, tmp_path, f"Rated {uuid.uuid4().hex[:6]}")
+    web_db.execute("UPDATE orgs_org SET api_rates = %s WHERE id = %s", (json.dumps({"v2": "5/minute"}), org["org_id"]))
+    inside_one_window(60, 15)
+
+    def codes(token: str, endpoint: str, n: int) -> list[int]:
+        url = f"{throttled_web}/api/v2/{endpoint}.json"
+        return [httpx.get(url, headers=api(token)).status_code for _ in range(n)]
+
+    assert codes(org["api_token"], "flows", 6) == [200] * 5 + [429]  # v2: its own 5/minute
+    assert codes(org["api_token"], "messages", 4) == [200] * 3 + [429]  # v2.messages: the default
+    assert set(codes(seeded["api_token"], "flows", 8)) == {200}
+
+
+def test_default_rate_is_rapidpros_2500_an_hour(
+    live_web: str, seeded: dict[str, Any], web_stack: WebStack, web_redis: redis.Redis, tmp_path: Path
+) -> None:
+    """v9.2.5 settings_common.py: v2, v2.contacts, v2.messages and v2.runs at 2500/hour for an org without
+    api_rates. The stand-in's default was 100000/hour before issue 9."""
+    rates = django_call(web_stack.env(), "from django.conf import settings\nresult = settings.REST_FRAMEWORK")
+    scopes = ("v2", "v2.contacts", "v2.messages", "v2.runs")
+    assert rates["DEFAULT_THROTTLE_RATES"] == dict.fromkeys(scopes, "2500/hour")
+    org = org_with_rapidpros_rates(web_stack, tmp_path, f"Busy {uuid.uuid4().hex[:6]}")
+    inside_one_window(3600, 180)
+    url = live_web + "/api/v2/messages.json?folder=nothing"  # the cheapest request the throttle counts
+
+    def burst(token: str, n: int) -> list[int]:
+        with httpx.Client(headers=api(token), timeout=30) as client:
+            return [client.get(url).status_code for _ in range(n)]
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        codes = sorted(c for part in pool.map(burst, [org["api_token"]] * 4, [625] * 4) for c in part)
+    assert codes == [200] * 2500
+    over = httpx.get(url, headers=api(org["api_token"]), timeout=30)
+    assert over.status_code == 429 and 0 < int(over.headers["Retry-After"]) <= 3600
+    assert httpx.get(url, headers=api(seeded["api_token"]), timeout=30).status_code == 200
 
 
 def test_a_bad_throttle_rate_stops_the_web_at_start(web_stack: WebStack) -> None:
     done = run_manage(web_stack.env(API_THROTTLE_RATE="lots"), "check")
     assert done.returncode != 0
     assert "API_THROTTLE_RATE: expected <requests>/<second|minute|hour|day>, got 'lots'" in done.stderr
+
+
+def test_a_mailroom_url_ending_in_mr_stops_the_web_at_start(web_stack: WebStack) -> None:
+    """RapidPro's client appends /mr/<endpoint> to MAILROOM_URL: a URL with /mr already would miss."""
+    done = run_manage(web_stack.env(MAILROOM_URL="http://lb/mr/"), "check")
+    assert done.returncode != 0
+    assert "MAILROOM_URL: expected mailroom's base URL (the client appends /mr/...), got 'http://lb/mr/'" in done.stderr
 
 
 @pytest.mark.parametrize("dead", ["postgres", "redis"])
@@ -493,7 +637,7 @@ def test_a_dead_store_is_a_plain_500_and_the_login_page_stays_up(
 @pytest.mark.parametrize(
     ("switches", "message"),
     [
-        ('{"spool": true}', "STANDIN_SWITCHES: unknown switch web.spool; web has: none"),
+        ('{"spool": true}', "STANDIN_SWITCHES: unknown switch web.spool; web has: api_send_through_mailroom"),
         ("not json", "STANDIN_SWITCHES: not valid JSON"),
         ("{}", None),
     ],

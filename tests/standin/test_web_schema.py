@@ -20,6 +20,7 @@ CONTRACT: dict[str, dict[str, str]] = {
         "name": "character varying",
         "is_active": "boolean",
         "created_on": "timestamp with time zone",
+        "api_rates": "jsonb",  # read by the API throttle (RapidPro's Org.api_rates)
     },
     "api_apitoken": {
         "key": "character varying",
@@ -227,6 +228,7 @@ def test_database_defaults_fill_the_constant_columns(web_db: psycopg.Connection[
         "SELECT uuid IS NOT NULL, status, is_active FROM contacts_contact WHERE id = %s", (contact_id,)
     ).fetchone()
     assert contact == (True, "A", True)
+    assert web_db.execute("SELECT api_rates FROM orgs_org WHERE id = %s", (org_id,)).fetchone() == ({},)
 
 
 def folder_totals(conn: psycopg.Connection[Any], org_id: int) -> dict[str, int]:

@@ -117,6 +117,24 @@ def test_tps_and_org_name_are_taken_from_the_arguments(
     assert row == ("Seven", 7)
 
 
+def test_seeded_org_gets_the_harness_api_rates_and_an_empty_rate_leaves_rapidpros_default(
+    web_stack: WebStack, web_db: psycopg.Connection[Any], tmp_path: Path
+) -> None:
+    path, _ = synthetic_export(tmp_path, "Rates")
+    name = f"Rates {uuid.uuid4().hex[:6]}"
+
+    def api_rates(org_id: int) -> Any:
+        return web_db.execute("SELECT api_rates FROM orgs_org WHERE id = %s", (org_id,)).fetchone()[0]  # type: ignore[index]
+
+    seeded = seed(web_stack, "--flows", str(path), "--send-url", SEND_URL, "--name", name)
+    # the harness's own choice: real orgs start with {} and so with RapidPro's 2500/hour on every scope
+    assert api_rates(seeded["org_id"]) == dict.fromkeys(("v2", "v2.contacts", "v2.messages", "v2.runs"), "100000/hour")
+    again = seed(web_stack, "--flows", str(path), "--send-url", SEND_URL, "--name", name, "--api-rate", "")
+    assert again["org_id"] == seeded["org_id"] and api_rates(seeded["org_id"]) == {}
+    done = run_manage(web_stack.env(), "seed_org", "--flows", str(path), "--send-url", SEND_URL, "--api-rate", "x")
+    assert done.returncode == 1 and "--api-rate: expected <requests>/<second|minute|hour|day>" in done.stderr
+
+
 def test_a_flow_of_another_org_is_refused(web_stack: WebStack, tmp_path: Path) -> None:
     path, _ = synthetic_export(tmp_path)
     seed(web_stack, "--flows", str(path), "--send-url", SEND_URL, "--name", "Owner")

@@ -24,6 +24,7 @@ import httpx
 import psycopg
 import pytest
 import redis
+from test_mailroom_support import start_mailroom
 
 ROOT = Path(__file__).resolve().parents[2]
 STANDIN_SRC = ROOT / "harness" / "standin"
@@ -34,6 +35,7 @@ BIN = Path(sys.executable).parent
 # The web tests keep to a Redis DB of their own, so that flushing it never touches another suite's keys.
 WEB_REDIS_DB = 13
 SEND_URL = "http://aggregator:8070/send"
+NO_MAILROOM = "http://127.0.0.1:9"  # the discard port: nothing listens there on a test host
 
 T = TypeVar("T")
 
@@ -222,12 +224,44 @@ class Gunicorn:
 def live_web(
     web_stack: WebStack, seeded: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
-    """A live web on the seeded database; small pages so pagination is exercised with few rows."""
-    server = Gunicorn(web_stack.env(API_PAGE_SIZE="3"), tmp_path_factory.mktemp("web") / "gunicorn.log")
+    """A live web on the seeded database; small pages so pagination is exercised with few rows. Mailroom is
+    down for it (nothing listens at its MAILROOM_URL): `web_with_mailroom` gives a web with one."""
+    server = Gunicorn(
+        web_stack.env(API_PAGE_SIZE="3", MAILROOM_URL=NO_MAILROOM), tmp_path_factory.mktemp("web") / "gunicorn.log"
+    )
     try:
         yield server.url
     finally:
         server.stop()
+
+
+@pytest.fixture()
+def web_with_mailroom(web_stack: WebStack, seeded: dict[str, Any], tmp_path: Path) -> Iterator[str]:
+    """A live web whose MAILROOM_URL is a mailroom stand-in on the web tests' database and Redis DB.
+
+    Per test: mailroom's workers and crons would otherwise take the tasks other tests expect to find
+    queued. Its retry_msgs cron is off so that it leaves the other tests' pending messages alone.
+    """
+    mailroom = start_mailroom(
+        tmp_path,
+        web_stack.database_url,
+        web_stack.redis_url,
+        extra_env={
+            "MAILROOM_HANDLER_WORKERS": "1",
+            "MAILROOM_BATCH_WORKERS": "1",
+            "MAILROOM_RETRY_PENDING_MESSAGES": "false",
+        },
+    )
+    try:
+        server = Gunicorn(
+            web_stack.env(MAILROOM_URL=f"http://127.0.0.1:{mailroom.port}"), tmp_path / "gunicorn.log", workers=1
+        )
+        try:
+            yield server.url
+        finally:
+            server.stop()
+    finally:
+        mailroom.terminate()
 
 
 def api(token: str) -> dict[str, str]:

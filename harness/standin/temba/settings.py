@@ -75,19 +75,26 @@ USE_TZ = True
 TIME_ZONE = "UTC"
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://localhost:6379/15")
-MAILROOM_URL = os.environ.get("MAILROOM_URL", "http://localhost:8090")
+# Mailroom's base URL: the client appends /mr/<endpoint>, as RapidPro's does. A URL that already ends in
+# /mr would make every call miss (a 404 from mailroom, so a 500 from the API): refuse it at start.
+MAILROOM_URL = os.environ.get("MAILROOM_URL", "http://localhost:8090").rstrip("/")
+if MAILROOM_URL.endswith("/mr"):
+    raise SystemExit(
+        f"MAILROOM_URL: expected mailroom's base URL (the client appends /mr/...), got {os.environ['MAILROOM_URL']!r}"
+    )
+MAILROOM_AUTH_TOKEN = os.environ.get("MAILROOM_AUTH_TOKEN", "")
 ELASTICSEARCH_URL = os.environ.get("ELASTICSEARCH_URL", "http://localhost:9200")
 # Only the connect is bounded; a command on a connected socket waits as long as RapidPro's client does.
 REDIS_CONNECT_TIMEOUT = _env_float("REDIS_CONNECT_TIMEOUT", 5.0)
 
-# API v2: page size and the per-org throttle. RapidPro's own rate is 2500/hour; the stand-in defaults
-# to a generous rate so that workloads reading the API are not throttled unless an experiment asks.
+# API v2: page size and the per-org throttle. Every scope defaults to RapidPro v9.2.5's 2500/hour
+# (settings_common.py DEFAULT_THROTTLE_RATES); an org's `api_rates` overrides it per scope, as real. The
+# stand-in's default before issue 9 was 100000/hour: API_THROTTLE_RATE=100000/hour brings it back.
 API_PAGE_SIZE = _env_int("API_PAGE_SIZE", 250)
-API_THROTTLE_RATE = os.environ.get("API_THROTTLE_RATE", "100000/hour")
-if not re.fullmatch(r"[1-9][0-9]*/(s|sec|second|m|min|minute|h|hour|d|day)", API_THROTTLE_RATE):
-    raise SystemExit(
-        f"API_THROTTLE_RATE: expected <requests>/<second|minute|hour|day>, got {API_THROTTLE_RATE!r}"
-    )
+API_THROTTLE_RATE = os.environ.get("API_THROTTLE_RATE", "2500/hour")
+API_RATE_PATTERN = r"[1-9][0-9]*/(s|sec|second|m|min|minute|h|hour|d|day)"
+if not re.fullmatch(API_RATE_PATTERN, API_THROTTLE_RATE):
+    raise SystemExit(f"API_THROTTLE_RATE: expected <requests>/<second|minute|hour|day>, got {API_THROTTLE_RATE!r}")
 # RapidPro's scopes, each counted separately per org (their rates all default to API_THROTTLE_RATE).
 API_THROTTLE_SCOPES = ("v2", "v2.contacts", "v2.messages", "v2.runs")
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import uuid
@@ -134,7 +133,7 @@ class InboundWriter:
             log.warning("recording seen msg failed: %s", exc)
 
     async def write_to_db(self, msg: IncomingMsg) -> None:
-        async with asyncio.timeout(BACKEND_TIMEOUT_S), self._db.connection() as conn:
+        async with self._db.connection(BACKEND_TIMEOUT_S) as conn:
             contact = await contact_for_urn(conn, msg.channel, msg.urn)
             now = utcnow()
             cursor = await conn.execute(
@@ -197,6 +196,6 @@ class InboundWriter:
         await self.write_to_db(msg)
 
     async def _already_inserted(self, msg_uuid: str) -> bool:
-        async with asyncio.timeout(BACKEND_TIMEOUT_S), self._db.connection() as conn:
+        async with self._db.connection(BACKEND_TIMEOUT_S) as conn:
             cursor = await conn.execute(_SQL_UUID_EXISTS, (msg_uuid,))
             return await cursor.fetchone() is not None

@@ -12,15 +12,19 @@ import httpx
 
 from .access import AccessConfig
 from .channels import Channel, ChannelCache
+from .db import Database
 from .dedup import SeenMessages
 from .external import build_requests
 from .outqueue import OutgoingQueue, Popped
 from .sent_guard import SentGuard
+from .sessions import session_wait, update_session_timeout
 from .statuses import StatusUpdate, StatusWriter
 
 log = logging.getLogger("courier.sender")
 
 IDLE_SLEEP_S = 0.25
+# The foreman's 30 s context: in v9.2.1 only the channel lookup sees it, never the Redis pop, so a pop
+# from a black-holed Redis blocks the foreman (and all sending) until the connection is closed.
 POP_TIMEOUT_S = 30.0
 USER_AGENT = "Courier/v9.2.1-standin"
 
@@ -44,10 +48,12 @@ class Foreman:
         guard: SentGuard,
         statuses: StatusWriter,
         access: AccessConfig,
+        db: Database,
         max_workers: int,
         use_sent_guard: bool,
         nonretryable_fails: bool,
         send_timeout_s: float,
+        session_timeouts: bool,
     ) -> None:
         self._queue = queue
         self._channels = channels
@@ -55,10 +61,12 @@ class Foreman:
         self._guard = guard
         self._statuses = statuses
         self._access = access
+        self._db = db
         self._slots = asyncio.Semaphore(max_workers)
         self._use_sent_guard = use_sent_guard
         self._nonretryable_fails = nonretryable_fails
         self._send_timeout_s = send_timeout_s
+        self._session_timeouts = session_timeouts
         self._stopping = asyncio.Event()
         self._in_flight: set[asyncio.Task[None]] = set()
         self._task: asyncio.Task[None] | None = None
@@ -90,7 +98,7 @@ class Foreman:
                 return
             job: tuple[Popped, Channel] | None = None
             try:
-                job = await asyncio.wait_for(self._next(), timeout=POP_TIMEOUT_S)
+                job = await self._next()
             except Exception as exc:
                 log.error("error popping outgoing msg: %s", exc)
             if job is None:
@@ -107,7 +115,8 @@ class Foreman:
         if popped is None:
             return None
         try:
-            channel = await self._channels.get(str(popped.payload.get("channel_uuid", "")))
+            async with asyncio.timeout(POP_TIMEOUT_S):
+                channel = await self._channels.get(str(popped.payload.get("channel_uuid", "")))
         except Exception:
             # the message is already out of Redis: it stays Q in the database (as in courier)
             await self._queue.complete(popped.queue)
@@ -154,6 +163,13 @@ class Foreman:
         await self._quietly(self._queue.complete(popped.queue), "marking queue task complete")
         if status == WIRED:
             await self._quietly(self._guard.mark_sent(msg_id), "recording sent msg")
+            if self._session_timeouts:
+                await self._quietly(self._move_session_timeout(msg), "updating session timeout")
+
+    async def _move_session_timeout(self, msg: dict[str, Any]) -> None:
+        wait = session_wait(msg)
+        if wait is not None:
+            await update_session_timeout(self._db, wait)
 
     async def _send(self, channel: Channel, msg: dict[str, Any]) -> str:
         msg_id = msg.get("id")

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import os
 import signal
+import time
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -22,10 +23,11 @@ from .dedup import SeenMessages
 from .inbound import SPOOL_SUBDIR as MSGS_SUBDIR
 from .inbound import InboundWriter, IncomingMsg
 from .outqueue import OutgoingQueue
+from .redis_pool import open_redis
 from .responses import error_response, msg_accepted, status_accepted
 from .sender import Foreman
 from .sent_guard import SentGuard
-from .spool import SpoolFlusher, ensure_spool_dirs
+from .spool import SpoolFlusher, discard_spooled, ensure_spool_dirs
 from .statuses import SPOOL_SUBDIR as STATUSES_SUBDIR
 from .statuses import StatusUpdate, StatusWriter
 from .timefmt import parse_rfc3339, utcnow
@@ -39,6 +41,8 @@ HEALTH_TIMEOUT_S = 1.0
 # STANDIN_VERSION lets an upgrade drill give a derived image its own version to report.
 VERSION = os.environ.get("STANDIN_VERSION") or "9.2.2-standin"
 SHUTDOWN_TIMEOUT_S = 45.0
+# exit status of a Go program that panics, as courier v9.2.1 does without Redis at start
+PANIC_EXIT_CODE = 2
 
 
 @dataclass
@@ -174,14 +178,38 @@ def build_app(courier: Courier) -> web.Application:
     return app
 
 
+async def redis_reachable(redis: Redis) -> bool:
+    """The PING redisx `NewPool` sends before handing out the pool (no deadline but the dial's)."""
+    try:
+        await redis.ping()
+    except Exception as exc:
+        log.error("redis not reachable: %s", exc or type(exc).__name__)
+        return False
+    log.info("redis ok")
+    return True
+
+
 async def serve(config: CourierConfig, switches: Switches) -> int:
     db = Database(config.db)
     await db.open()
-    redis = Redis.from_url(config.redis, socket_timeout=5, socket_connect_timeout=5)
+    redis = open_redis(
+        config.redis, float(switches["redis_read_timeout_s"]), float(switches["redis_connect_timeout_s"])
+    )
+    if not await redis_reachable(redis) and switches["exit_without_redis"] and config.max_workers > 0:
+        # v9.2.1 starts its dethrottler with the nil pool and its first tick, on the next second, panics;
+        # without senders there is no dethrottler and courier runs on with the nil pool
+        await asyncio.sleep(1.0 - time.time() % 1.0)
+        log.error("exiting: no redis pool (courier v9.2.1 panics on a nil pool here)")
+        await redis.aclose()
+        await db.close()
+        return PANIC_EXIT_CODE
     try:
         ensure_spool_dirs(config.spool_dir, [MSGS_SUBDIR, STATUSES_SUBDIR, "events"])
     except OSError as exc:
         log.error("spool directories not writable: %s", exc)
+    if switches["discard_spool_on_start"]:
+        for uuid in discard_spooled(config.spool_dir, MSGS_SUBDIR):
+            log.warning("discard_spool_on_start: discarding spooled msg %s without writing it", uuid)
 
     channels = ChannelCache(db, float(switches["channel_cache_s"]))
     seen = SeenMessages(redis, int(switches["seen_msgs_interval_s"]))
@@ -224,10 +252,12 @@ async def serve(config: CourierConfig, switches: Switches) -> int:
             SentGuard(redis),
             statuses,
             AccessConfig(config.disallowed_networks),
+            db,
             config.max_workers,
             use_sent_guard=bool(switches["sent_guard"]),
             nonretryable_fails=bool(switches["nonretryable_fails"]),
             send_timeout_s=float(switches["send_timeout_s"]),
+            session_timeouts=bool(switches["session_timeouts"]),
         )
         foreman.start()
     log.info(

@@ -27,6 +27,18 @@ def write_to_spool(spool_dir: str, subdir: str, contents: Any) -> Path:
     return path
 
 
+def discard_spooled(spool_dir: str, subdir: str) -> list[str]:
+    """Delete a directory's spooled messages unread (the planted `discard_spool_on_start`); their uuids."""
+    uuids = []
+    for path in sorted(Path(spool_dir, subdir).glob("*.json")):
+        try:
+            uuids.append(str(json.loads(path.read_bytes()).get("uuid", path.name)))
+        except (OSError, ValueError):
+            uuids.append(path.name)
+        path.unlink(missing_ok=True)
+    return uuids
+
+
 def ensure_spool_dirs(spool_dir: str, subdirs: list[str]) -> None:
     for subdir in subdirs:
         os.makedirs(Path(spool_dir, subdir), mode=0o770, exist_ok=True)

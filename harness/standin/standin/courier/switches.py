@@ -1,4 +1,4 @@
-"""Courier's switches: its known v9 weak spots (defaults = real v9) and one planted bug."""
+"""Courier's switches: its known v9 weak spots (defaults = real v9.2.1) and one planted bug."""
 
 from __future__ import annotations
 
@@ -65,10 +65,12 @@ DECLARED: list[Switch] = [
     ),
     Switch(
         "nonretryable_fails",
-        False,
-        "v9.2.x behaviour: a 4xx answer or a failed mt_response_check fails the message (F) at once; "
-        "v9.0.x (default, as the contract) marks every unsuccessful send E.",
-        "Any 2xx (plus the response check) -> status W; otherwise E.",
+        True,
+        "v9.2.x (default): a non-2xx answer other than 5xx, or a failed mt_response_check, fails the message "
+        "(F) at once, as courier v9.2.1's external handler returns a non-retryable send error; false: v9.0.x, "
+        "every unsuccessful send is E (retried).",
+        "Send result: a connection error or a 5xx -> E (retried as above); any other non-2xx, or a failed "
+        "mt_response_check -> F at once. In v9.0.x every failure was E.",
     ),
     Switch(
         "send_timeout_s",
@@ -83,10 +85,50 @@ DECLARED: list[Switch] = [
         "The rest of a multi-message batch is re-added ~3 s later (a flow's replies arrive ~3 s apart).",
     ),
     Switch(
+        "redis_read_timeout_s",
+        0.0,
+        "Seconds a Redis command waits for its reply; 0 (default, v9.2.x): forever, as redisx's pool dials with "
+        "redigo and no read deadline, so a black-holed Redis stalls the foreman, the dethrottler and every "
+        "inbound request until the connection is closed. 5: the stand-in's earlier behaviour (each command "
+        "gives up after 5 s).",
+        "Redis clients have no read timeout: ... A command whose bytes are black-holed blocks forever.",
+    ),
+    Switch(
+        "redis_connect_timeout_s",
+        30.0,
+        "Seconds to establish a Redis connection: 30 (default, v9.2.x) is redigo v1.9's default dial timeout; "
+        "5: the stand-in's earlier behaviour.",
+        "courier and mailroom build their pools with redisx NewPool, which dials with redigo redis.Dial.",
+    ),
+    Switch(
+        "exit_without_redis",
+        True,
+        "v9.2.x (default): when Redis does not answer a PING at start, log 'redis not reachable' and exit "
+        "non-zero (courier v9.2.1's dethrottler dereferences the nil pool and panics), so a supervisor must "
+        "restart it; false: the stand-in's earlier behaviour, start anyway and retry every call.",
+        "Redis unreachable at start: NewPool gives a nil pool and the first Get panics; courier and mailroom exit.",
+    ),
+    Switch(
+        "session_timeouts",
+        True,
+        "v9.2.x (default): after a message carrying session_wait_started_on is wired or sent, set its session's "
+        "timeout_on to now + session_timeout if the session still waits since that moment; false: the "
+        "stand-in's earlier behaviour, timeout_on stays as mailroom wrote it at commit.",
+        "timeout_on of a waiting session is ... set by courier only when the last message of the sprint is W/S.",
+    ),
+    Switch(
         "drop_after_ack",
         0.0,
         "PLANTED BUG: probability that an inbound message is answered 200 (with a msg uuid) but nothing is "
         "written anywhere.",
+        "",
+    ),
+    Switch(
+        "discard_spool_on_start",
+        False,
+        "PLANTED BUG: at start, delete the inbound messages left in the spool instead of replaying them. Only a "
+        "courier stopped while it held spooled messages loses any: one killed while Postgres was failing over "
+        "(or within a flush interval after). For exploration's tests: a bug only a combination of faults shows.",
         "",
     ),
 ]

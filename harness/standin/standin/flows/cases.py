@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from .context import XObject, XValue, to_text
+from .excellent import functions as excellent_functions
+from .excellent.values import Environment, EvaluationError, XError, new_object, to_datetime, to_time
 from .text import collate_equals, find_numbers, format_number, parse_literal_number, tokenize, trim_space
 
 
@@ -24,6 +26,7 @@ class CaseArgumentError(ValueError):
 @dataclass(frozen=True)
 class CaseMatch:
     match: str
+    extra: tuple[tuple[str, str], ...] = ()  # has_pattern's groups, by number
 
 
 CaseOutcome = CaseMatch | None
@@ -119,7 +122,10 @@ def compile_pattern(pattern: str) -> re.Pattern[str]:
 
 def has_pattern(operand: XValue, arguments: Sequence[XValue]) -> CaseOutcome:
     found = compile_pattern(to_text(arguments[0])).search(to_text(operand))
-    return CaseMatch(found.group(0)) if found else None
+    if not found:
+        return None
+    groups = (found.group(0), *(group or "" for group in found.groups()))
+    return CaseMatch(found.group(0), tuple((str(index), group) for index, group in enumerate(groups)))
 
 
 def number_argument(value: XValue) -> Decimal:
@@ -151,6 +157,65 @@ def has_category(operand: XValue, arguments: Sequence[XValue]) -> CaseOutcome:
     return None
 
 
+def has_error(operand: XValue, arguments: Sequence[XValue]) -> CaseOutcome:
+    return CaseMatch(operand.message) if isinstance(operand, XError) else None
+
+
+_EMAIL = re.compile(r"([^\W_][-_+$~.\w]*)@([^\W_][-\w]*)(\.[^\W_][-\w]*)+")
+
+
+def has_email(operand: XValue, arguments: Sequence[XValue]) -> CaseOutcome:
+    found = _EMAIL.search(to_text(operand))
+    return CaseMatch(found.group(0)) if found else None
+
+
+# a phone number as people type one: optional +, then 7-15 digits with spaces, dots, dashes, brackets
+_PHONE = re.compile(r"\+?\(?\d[\d\s().-]{5,18}\d")
+
+
+def has_phone(operand: XValue, arguments: Sequence[XValue]) -> CaseOutcome:
+    for found in _PHONE.finditer(to_text(operand)):
+        digits = "".join(char for char in found.group(0) if char.isdigit())
+        if 7 <= len(digits) <= 15:
+            return CaseMatch(("+" if found.group(0).startswith("+") else "") + digits)
+    return None
+
+
+_ENV = Environment()
+
+
+def _date_test(check: Callable[[int], bool] | None) -> CaseFunction:
+    def test(operand: XValue, arguments: Sequence[XValue]) -> CaseOutcome:
+        env = CASE_ENVIRONMENT[0]
+        bound = None
+        if check is not None:
+            try:
+                bound = to_datetime(env, arguments[0])
+            except EvaluationError as exc:
+                raise CaseArgumentError(str(exc)) from exc
+        try:
+            value = to_datetime(env, to_text(operand), fill_time=True)
+        except EvaluationError:
+            return None
+        if check is not None and bound is not None:
+            day, other = value.astimezone(env.timezone).date(), bound.astimezone(env.timezone).date()
+            if not check((day > other) - (day < other)):
+                return None
+        return CaseMatch(to_text(value))
+
+    return test
+
+
+def has_time(operand: XValue, arguments: Sequence[XValue]) -> CaseOutcome:
+    try:
+        return CaseMatch(to_text(to_time(CASE_ENVIRONMENT[0], to_text(operand))))
+    except EvaluationError:
+        return None
+
+
+# the environment date tests read text in; the engine sets it for each evaluation
+CASE_ENVIRONMENT: list[Environment] = [_ENV]
+
 CASE_TESTS: dict[str, CaseTest] = {
     test.name: test
     for test in (
@@ -170,10 +235,60 @@ CASE_TESTS: dict[str, CaseTest] = {
         CaseTest("has_number_gte", 1, 1, True, _number_test(lambda n, b: n >= b[0])),
         CaseTest("has_number_eq", 1, 1, True, _number_test(lambda n, b: n == b[0])),
         CaseTest("has_category", 1, None, False, has_category),
+        CaseTest("has_error", 0, 0, False, has_error),
+        CaseTest("has_value", 0, 0, False, has_text),
+        CaseTest("has_email", 0, 0, False, has_email),
+        CaseTest("has_phone", 0, 1, False, has_phone),
+        CaseTest("has_date", 0, 0, False, _date_test(None)),
+        CaseTest("has_date_lt", 1, 1, False, _date_test(lambda order: order < 0)),
+        CaseTest("has_date_eq", 1, 1, False, _date_test(lambda order: order == 0)),
+        CaseTest("has_date_gt", 1, 1, False, _date_test(lambda order: order > 0)),
+        CaseTest("has_time", 0, 0, False, has_time),
     )
 }
 
+# goflow's case tests the stand-in cannot run, and why (a flow using one is refused at load)
+UNSUPPORTED_CASE_TESTS: dict[str, str] = {
+    "has_group": "the stand-in does not model contact groups",
+    "has_intent": "needs an NLU classifier (call_classifier is not modelled)",
+    "has_top_intent": "needs an NLU classifier (call_classifier is not modelled)",
+    "has_state": "needs the org's location hierarchy, which the stand-in does not model",
+    "has_district": "needs the org's location hierarchy, which the stand-in does not model",
+    "has_ward": "needs the org's location hierarchy, which the stand-in does not model",
+}
 
-def run_case(name: str, operand: XValue, arguments: Sequence[XValue]) -> CaseOutcome:
+
+def _as_function(test: CaseTest) -> excellent_functions.Implementation:
+    """goflow registers every case test as an Excellent function returning {__default__, match}."""
+
+    def call(env: Environment, arguments: Sequence[XValue]) -> XValue:
+        CASE_ENVIRONMENT[0] = env
+        try:
+            outcome = test.function(arguments[0], arguments[1:])
+        except CaseArgumentError as exc:
+            raise EvaluationError(str(exc)) from exc
+        finally:
+            CASE_ENVIRONMENT[0] = _ENV
+        matched = outcome is not None
+        properties: dict[str, XValue] = {"match": outcome.match if outcome else ""}
+        if outcome is not None and outcome.extra:
+            properties["extra"] = new_object(dict(outcome.extra))
+        result = new_object(properties)
+        return XObject(default=matched, properties=result.properties)
+
+    return call
+
+
+for _test in CASE_TESTS.values():
+    _maximum = None if _test.max_arguments is None else _test.max_arguments + 1
+    excellent_functions.register(_test.name, _test.min_arguments + 1, _maximum)(_as_function(_test))
+excellent_functions.UNSUPPORTED.update(UNSUPPORTED_CASE_TESTS)
+
+
+def run_case(name: str, operand: XValue, arguments: Sequence[XValue], env: Environment | None = None) -> CaseOutcome:
     """Run test `name` (case-insensitive, as goflow); CaseArgumentError if an argument is unusable."""
-    return CASE_TESTS[name.lower()].function(operand, arguments)
+    CASE_ENVIRONMENT[0] = env or _ENV
+    try:
+        return CASE_TESTS[name.lower()].function(operand, arguments)
+    finally:
+        CASE_ENVIRONMENT[0] = _ENV

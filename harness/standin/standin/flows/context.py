@@ -8,40 +8,15 @@ flow may use is fixed here, so the loader can refuse an unsupported one before a
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from decimal import Decimal
 
-from .text import format_number
+from .excellent.values import EvaluationError, XObject, XValue, render
 
-
-@dataclass(frozen=True)
-class XObject:
-    """An object in the expression context: a default (its text form) and named properties.
-
-    `missing_ok` objects (contact fields) read a property they lack as nothing, as goflow does for a
-    field the contact has no value for; others (results) make it an evaluation error.
-    """
-
-    default: XValue
-    properties: Mapping[str, XValue] = field(default_factory=dict)
-    missing_ok: bool = False
-
-
-XValue = str | Decimal | XObject | None
-
-
-class EvaluationError(Exception):
-    """An expression that fails at run time (an unset result): it renders as empty text."""
+__all__ = ["EvaluationError", "XObject", "XValue", "check_reference", "lookup", "to_text"]
 
 
 def to_text(value: XValue) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, Decimal):
-        return format_number(value)
-    return to_text(value.default)
+    """The text a value reads as (an error reads as its message: callers log errors separately)."""
+    return render(value)
 
 
 def lookup(value: XValue, name: str, path: str) -> XValue:
@@ -50,26 +25,72 @@ def lookup(value: XValue, name: str, path: str) -> XValue:
         return None
     if not isinstance(value, XObject):
         raise EvaluationError(f"{path}: {to_text(value)!r} has no property '{name}'")
-    wanted = name.lower()
-    for key, item in value.properties.items():
-        if key.lower() == wanted:
-            return item
-    if value.missing_ok:
-        return None
+    item, exists = value.get(name)
+    if exists or value.missing_ok:
+        return item
     raise EvaluationError(f"{path}: object has no property '{name}'")
 
 
 # The references a flow may use, as a tree: "" marks a node that may be rendered itself, "*" any key.
 _LEAF: dict[str, object] = {"": True}
+_ANY: dict[str, object] = {"": True, "**": True}  # a value whose inside is not fixed (arrays, extra)
 RESULT_PROPERTIES = ("value", "category", "category_localized", "input", "name", "node_uuid", "created_on")
-CONTACT_PROPERTIES = ("name", "first_name", "uuid", "urn", "language")
-_SCHEMA: dict[str, object] = {
-    "input": {"": True, "text": _LEAF},
-    "results": {"*": {"": True, **{prop: _LEAF for prop in RESULT_PROPERTIES}}},
-    "contact": {"": True, **{prop: _LEAF for prop in CONTACT_PROPERTIES}, "fields": {"*": _LEAF}},
-    "fields": {"*": _LEAF},
-    "child": {"status": _LEAF, "run": {"status": _LEAF}},
+CONTACT_PROPERTIES = (
+    "name", "first_name", "uuid", "id", "urn", "language", "status", "created_on", "last_seen_on", "timezone",
+    "channel",
+)  # fmt: skip
+_RESULTS: dict[str, object] = {
+    "": True,
+    "*": {"": True, **{prop: _LEAF for prop in RESULT_PROPERTIES}, "extra": _ANY},
 }
+_CONTACT: dict[str, object] = {
+    "": True,
+    **{prop: _LEAF for prop in CONTACT_PROPERTIES},
+    "urns": _ANY,
+    "groups": _ANY,
+    "tickets": _ANY,
+    "fields": {"": True, "*": _LEAF},
+}
+_URNS: dict[str, object] = {"": True, "*": _LEAF}
+_FLOW: dict[str, object] = {"": True, "uuid": _LEAF, "name": _LEAF, "revision": _LEAF}
+_RUN: dict[str, object] = {
+    "": True,
+    "uuid": _LEAF,
+    "status": _LEAF,
+    "created_on": _LEAF,
+    "exited_on": _LEAF,
+    "flow": _FLOW,
+    "contact": _CONTACT,
+    "results": _RESULTS,
+}
+_RELATED_RUN: dict[str, object] = {
+    **_RUN,
+    "fields": {"": True, "*": _LEAF},
+    "urns": _URNS,
+    "run": {"status": _LEAF},  # the stand-in's older spelling, kept for flows that used it
+}
+_SCHEMA: dict[str, object] = {
+    "input": {
+        "": True,
+        "text": _LEAF,
+        "uuid": _LEAF,
+        "type": _LEAF,
+        "channel": _ANY,
+        "created_on": _LEAF,
+        "attachments": _ANY,
+        "urn": _LEAF,
+        "external_id": _LEAF,
+    },
+    "results": _RESULTS,
+    "contact": _CONTACT,
+    "urns": _URNS,
+    "fields": {"": True, "*": _LEAF},
+    "run": _RUN,
+    "parent": _RELATED_RUN,
+    "child": _RELATED_RUN,
+    "globals": {"": True, "*": _LEAF},
+}
+SUPPORTED_TOP_LEVELS = frozenset(_SCHEMA)
 
 # goflow's run context top levels: `@name` with any other first word is literal text (an e-mail address).
 TOP_LEVELS = frozenset(
@@ -96,8 +117,10 @@ TOP_LEVELS = frozenset(
 
 def _describe(schema: Mapping[str, object], prefix: str) -> list[str]:
     forms = [prefix] if schema.get("") else []
+    if schema.get("**"):
+        return [*forms, f"{prefix}.…"]
     for key, child in schema.items():
-        if key == "":
+        if key in ("", "**"):
             continue
         name = "<key>" if key == "*" else key
         assert isinstance(child, Mapping)
@@ -115,15 +138,23 @@ def check_reference(path: tuple[str, ...]) -> str | None:
     node: object = _SCHEMA
     for depth, part in enumerate(path):
         assert isinstance(node, Mapping)
+        if node.get("**"):
+            return None
         key = part.lower()
-        if key in node and key != "":
+        if key in node and key not in ("", "**"):
             node = node[key]
         elif "*" in node:
             node = node["*"]
         else:
             dotted = ".".join(path[: depth + 1])
-            return f"'{dotted}' is not supported (supported: {', '.join(SUPPORTED_REFERENCES)})"
+            return f"'{dotted}' is not supported (supported: {_choices(node, path[:depth])})"
     assert isinstance(node, Mapping)
     if not node.get(""):
-        return f"'{'.'.join(path)}' needs a property (supported: {', '.join(SUPPORTED_REFERENCES)})"
+        return f"'{'.'.join(path)}' needs a property (supported: {_choices(node, path)})"
     return None
+
+
+def _choices(node: Mapping[str, object], path: tuple[str, ...]) -> str:
+    prefix = ".".join(path)
+    names = ["<key>" if key == "*" else key for key in node if key not in ("", "**")]
+    return ", ".join(f"{prefix}.{name}" if prefix else name for name in names)

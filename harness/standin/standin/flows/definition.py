@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .cases import CASE_TESTS, CaseArgumentError, compile_pattern
+from .cases import CASE_TESTS, UNSUPPORTED_CASE_TESTS, CaseArgumentError, compile_pattern
 from .errors import FlowError
-from .templates import Reference, Template, TemplateError, parse_template
+from .templates import Template, TemplateError, _chain, parse_template
 from .text import parse_literal_number
 
 SUPPORTED_SPEC_MAJOR = "13"
@@ -384,7 +384,8 @@ def _read_case(data: Any, router_where: str, category_uuids: set[str], operand: 
     case.where = f"{router_where}, case {uuid} ({kind})"
     test = CASE_TESTS.get(kind.lower())
     if test is None:
-        raise case.fail(f"case type {kind!r} is not supported (supported: {', '.join(CASE_TESTS)})")
+        reason = UNSUPPORTED_CASE_TESTS.get(kind.lower(), "not a goflow case type")
+        raise case.fail(f"case type {kind!r} is not supported ({reason}; supported: {', '.join(CASE_TESTS)})")
     category_uuid = case.string("category_uuid")
     if category_uuid not in category_uuids:
         raise case.fail(f"category_uuid {category_uuid} is not one of the router's categories")
@@ -419,7 +420,7 @@ def _check_case_arguments(kind: str, arguments: tuple[str, ...], case: _Reader, 
     if kind == "has_category":
         segments = operand.segments
         reference = segments[0].expression if len(segments) == 1 else None
-        path: tuple[str, ...] = reference.path if isinstance(reference, Reference) else ()
+        path: tuple[str, ...] = (_chain(reference) or ()) if reference is not None else ()
         if len(path) != 2 or path[0].lower() != "results":
             raise case.fail(
                 f"has_category needs the operand to be a result (@results.<name>), found {operand.source!r}"

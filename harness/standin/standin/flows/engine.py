@@ -13,7 +13,7 @@ import dataclasses
 import random
 import uuid as uuidlib
 from collections.abc import Callable, Iterable, Mapping
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
 from .cases import CaseArgumentError, run_case
@@ -31,6 +31,7 @@ from .definition import (
     Wait,
 )
 from .errors import FlowError, SessionError
+from .excellent.values import Environment, XArray, new_object
 from .session import (
     ACTIVE,
     COMPLETED,
@@ -54,6 +55,12 @@ MAX_RUNS_PER_SESSION = 500
 MAX_FIELD_CHARS = 640
 
 UuidFactory = Callable[[], str]
+
+# the URN schemes goflow's `@urns` always lists (null when the contact has none)
+_URN_SCHEMES = (
+    "discord", "ext", "facebook", "fcm", "freshchat", "instagram", "jiochat", "line", "mailto", "rocketchat",
+    "slack", "tel", "telegram", "twitter", "twitterid", "viber", "vk", "webchat", "wechat", "whatsapp",
+)  # fmt: skip
 
 _STATUS_WORDS = {ACTIVE: "active", WAITING: "waiting", COMPLETED: "completed", FAILED: "failed"}
 
@@ -81,8 +88,12 @@ class Engine:
         flows: Mapping[str, Flow],
         uuid_factory: UuidFactory | None = None,
         allowed_languages: Iterable[str] = (),
+        globals_: Mapping[str, str] | None = None,
+        timezone: tzinfo = UTC,
     ) -> None:
         self.flows: dict[str, Flow] = dict(flows)
+        self.globals: dict[str, str] = dict(globals_ or {})
+        self.timezone = timezone
         self.new_uuid: UuidFactory = uuid_factory or _random_uuid
         self.allowed_languages = frozenset(allowed_languages)
         self._check_enter_flow_targets()
@@ -387,7 +398,7 @@ class _Sprinter:
                 self.log_errors(run, step, argument_errors)
                 continue
             try:
-                outcome = run_case(case.type, operand, arguments)
+                outcome = run_case(case.type, operand, arguments, resolve.env)
             except CaseArgumentError as exc:
                 self.log_errors(run, step, [f"error calling {case.type}: {exc}"])
                 continue
@@ -501,52 +512,126 @@ class _Sprinter:
         return evaluate(parse_template(source), self.resolver(run))
 
     def resolver(self, run: Run) -> Resolver:
-        return resolve_in(self.context(run))
+        env = Environment(timezone=self.engine.timezone, now=self.now)
+        return resolve_in(self.context(run), env)
 
     def context(self, run: Run) -> XObject:
-        """The run context as goflow exposes it, restricted to what context.py supports."""
-        contact = self.contact
-        fields = XObject(default="", properties=dict(contact.fields), missing_ok=True)
-        urn_path = contact.urn.split(":", 1)[-1] if contact.urn else ""
-        names = tokenize(contact.name or "")
-        contact_object = XObject(
-            default=contact.name or urn_path,
-            properties={
-                "name": contact.name or "",
-                "first_name": names[0] if names else None,
-                "uuid": contact.uuid,
-                "urn": contact.urn,
-                "language": contact.language,
-                "fields": fields,
-            },
-        )
-        results = XObject(
-            default="",
-            properties={
-                key: XObject(default=result.get("value", ""), properties=dict(result))
-                for key, result in run.results.items()
-            },
-        )
+        """The run context as goflow exposes it (flows/runs/run.go RootContext), as far as modelled."""
+        contact = self.contact_object()
+        fields = contact.properties["fields"]
+        parent = self.session.run(run.parent_uuid)
         child = next((item for item in reversed(self.session.runs) if item.parent_uuid == run.uuid), None)
-        child_object = None
-        if child is not None:
-            status = _STATUS_WORDS[child.status]
-            child_object = XObject(
-                default=child.uuid, properties={"status": status, "run": XObject(None, {"status": status})}
+        input_object = None
+        if self.input_text is not None:
+            input_object = XObject(
+                default=self.input_text,
+                properties={
+                    "type": "msg",
+                    "text": self.input_text,
+                    "attachments": XArray(),
+                    "urn": self.contact.urn,
+                    "created_on": self.now,
+                    "uuid": None,
+                    "channel": None,
+                    "external_id": None,
+                },
             )
-        input_object = (
-            XObject(default=self.input_text, properties={"text": self.input_text})
-            if self.input_text is not None
-            else None
-        )
         return XObject(
             default="",
             properties={
                 "input": input_object,
-                "results": results,
-                "contact": contact_object,
+                "results": self.results_object(run),
+                "contact": contact,
+                "urns": contact.properties["urns_by_scheme"],
                 "fields": fields,
-                "child": child_object,
+                "run": self.run_object(run, contact),
+                "parent": self.related_run_object(parent) if parent else None,
+                "child": self.related_run_object(child) if child else None,
+                "globals": new_object(dict(self.engine.globals)),
+            },
+        )
+
+    def contact_object(self) -> XObject:
+        contact = self.contact
+        fields = XObject(default=None, properties=dict(contact.fields), missing_ok=True, has_default=False)
+        urns = [urn for urn in (contact.urn,) if urn]
+        by_scheme: dict[str, XValue] = dict.fromkeys(_URN_SCHEMES)
+        for urn in urns:
+            scheme = urn.split(":", 1)[0]
+            by_scheme.setdefault(scheme, None)
+            if by_scheme[scheme] is None:
+                by_scheme[scheme] = urn
+        urn_path = contact.urn.split(":", 1)[-1] if contact.urn else ""
+        names = tokenize(contact.name or "")
+        return XObject(
+            default=contact.name or urn_path,
+            properties={
+                "uuid": contact.uuid,
+                "id": None,
+                "name": contact.name or "",
+                "first_name": names[0] if names else None,
+                "language": contact.language,
+                "status": "active",
+                "timezone": None,
+                "created_on": None,
+                "last_seen_on": None,
+                "urn": contact.urn,
+                "urns": XArray(tuple(urns)),
+                "groups": XArray(),
+                "tickets": XArray(),
+                "channel": None,
+                "fields": fields,
+                "urns_by_scheme": new_object(by_scheme),
+            },
+        )
+
+    def results_object(self, run: Run) -> XObject:
+        lines = sorted(f"{result.get('name', key)}: {result.get('value', '')}" for key, result in run.results.items())
+        return XObject(
+            default="\n".join(lines),
+            properties={
+                key: XObject(default=result.get("value", ""), properties={"extra": None, **result})
+                for key, result in run.results.items()
+            },
+        )
+
+    def run_object(self, run: Run, contact: XObject) -> XObject:
+        flow = self.engine.flows.get(run.flow_uuid)
+        return new_object(
+            {
+                "uuid": run.uuid,
+                "contact": contact,
+                "flow": XObject(
+                    default=run.flow_name,
+                    properties={"uuid": run.flow_uuid, "name": run.flow_name, "revision": None},
+                )
+                if flow
+                else None,
+                "status": _STATUS_WORDS[run.status],
+                "results": self.results_object(run),
+                "created_on": run.created_on,
+                "exited_on": run.exited_on,
+            }
+        )
+
+    def related_run_object(self, related: Run) -> XObject:
+        """A parent or child run (goflow's relatedRunContext): same contact in this engine."""
+        contact = self.contact_object()
+        status = _STATUS_WORDS[related.status]
+        return XObject(
+            default=related.uuid,
+            properties={
+                "uuid": related.uuid,
+                "contact": contact,
+                "flow": XObject(
+                    default=related.flow_name,
+                    properties={"uuid": related.flow_uuid, "name": related.flow_name, "revision": None},
+                ),
+                "fields": contact.properties["fields"],
+                "urns": contact.properties["urns_by_scheme"],
+                "results": self.results_object(related),
+                "status": status,
+                "run": XObject(None, {"status": status}),
             },
         )
 

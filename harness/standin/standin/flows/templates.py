@@ -1,22 +1,35 @@
-"""Expression templates (goflow's Excellent) in the subset the engine supports.
+"""Expression templates (goflow's Excellent): scanning text for `@reference` and `@(expression)`.
 
-A template is text with `@reference` (`@results.color.category`) and `@(expression)` segments. The
-scanner follows goflow's: `@@` is a literal `@`, a reference whose first word is not a run-context top
-level (`me@example.com`) stays literal, a trailing `.` ends a reference, an unclosed `@(` is literal.
-Expressions are references, text and number literals and calls of the functions in `FUNCTIONS`;
-anything else (operators, other functions, other references) is refused when the flow is loaded.
+The scanner follows goflow's: `@@` is a literal `@`, a reference whose first word is not a run-context
+top level (`me@example.com`) stays literal, a trailing `.` ends a reference, an unclosed `@(` is literal.
+Expressions are parsed and evaluated by the `excellent` package; when a flow is loaded each one is
+checked so that a reference, function or case test the engine cannot run is refused there, with where.
 """
 
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from decimal import Decimal
 from functools import lru_cache
 
-from .context import TOP_LEVELS, EvaluationError, XValue, check_reference, lookup, to_text
-from .text import parse_literal_number
+from . import cases as _cases  # noqa: F401  (registers the case tests as Excellent functions)
+from .context import SUPPORTED_TOP_LEVELS, TOP_LEVELS, XObject, XValue, check_reference
+from .excellent.expressions import (
+    AnonymousFunction,
+    Binary,
+    Call,
+    ContextReference,
+    DotLookup,
+    ExpressionSyntaxError,
+    IndexLookup,
+    Negation,
+    Node,
+    Scope,
+    object_scope,
+    parse,
+)
+from .excellent.functions import FUNCTIONS, UNSUPPORTED
+from .excellent.values import Environment, XError, render
 
 
 class TemplateError(ValueError):
@@ -27,38 +40,12 @@ def _is_name_char(char: str) -> bool:
     return unicodedata.category(char)[0] in "LN" or char == "_"
 
 
-# Functions callable in @(...): name -> (argument count, implementation over text).
-FUNCTIONS: dict[str, tuple[int, Callable[[str], str]]] = {
-    "lower": (1, str.lower),
-    "upper": (1, str.upper),
-}
-
-
-@dataclass(frozen=True)
-class Reference:
-    path: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class Literal:
-    value: str | Decimal
-
-
-@dataclass(frozen=True)
-class Call:
-    function: str
-    arguments: tuple[Expression, ...]
-
-
-Expression = Reference | Literal | Call
-
-
 @dataclass(frozen=True)
 class Segment:
     """Literal `text`, or an `expression` with its `source` as written."""
 
     text: str = ""
-    expression: Expression | None = None
+    expression: Node | None = None
     source: str = ""
 
 
@@ -72,10 +59,10 @@ class Template:
         return all(segment.expression is None for segment in self.segments)
 
 
-Resolver = Callable[[tuple[str, ...]], XValue]
+Resolver = Scope
 
 
-def evaluate(template: Template, resolve: Resolver) -> tuple[str, list[str]]:
+def evaluate(template: Template, scope: Scope) -> tuple[str, list[str]]:
     """The rendered text and the errors met; a failing segment renders empty, as in goflow."""
     out: list[str] = []
     errors: list[str] = []
@@ -83,46 +70,30 @@ def evaluate(template: Template, resolve: Resolver) -> tuple[str, list[str]]:
         if segment.expression is None:
             out.append(segment.text)
             continue
-        try:
-            out.append(to_text(evaluate_expression(segment.expression, resolve)))
-        except EvaluationError as exc:
-            errors.append(f"error evaluating {segment.source}: {exc}")
+        value = segment.expression.evaluate(scope)
+        if isinstance(value, XError):
+            errors.append(f"error evaluating {segment.source}: {value.message}")
+        else:
+            out.append(render(value))
     return "".join(out), errors
 
 
-def evaluate_value(template: Template, resolve: Resolver) -> tuple[XValue, list[str]]:
+def evaluate_value(template: Template, scope: Scope) -> tuple[XValue, list[str]]:
     """A template that is a single expression keeps its value (an object for `@results.x`, which
     has_category needs); any other template is rendered to text."""
     if len(template.segments) == 1 and template.segments[0].expression is not None:
         segment = template.segments[0]
         assert segment.expression is not None
-        try:
-            return evaluate_expression(segment.expression, resolve), []
-        except EvaluationError as exc:
-            return None, [f"error evaluating {segment.source}: {exc}"]
-    return evaluate(template, resolve)
+        value = segment.expression.evaluate(scope)
+        if isinstance(value, XError):
+            return value, [f"error evaluating {segment.source}: {value.message}"]
+        return value, []
+    return evaluate(template, scope)
 
 
-def evaluate_expression(expression: Expression, resolve: Resolver) -> XValue:
-    if isinstance(expression, Literal):
-        return expression.value
-    if isinstance(expression, Reference):
-        return resolve(expression.path)
-    arity, function = FUNCTIONS[expression.function]
-    texts = [to_text(evaluate_expression(argument, resolve)) for argument in expression.arguments]
-    return function(*texts[:arity])
-
-
-def resolve_in(root: XValue) -> Resolver:
-    """A resolver walking a context object (see context.py) property by property."""
-
-    def resolve(path: tuple[str, ...]) -> XValue:
-        value = root
-        for depth, part in enumerate(path):
-            value = lookup(value, part, ".".join(path[: depth + 1]))
-        return value
-
-    return resolve
+def resolve_in(root: XObject, env: Environment | None = None) -> Scope:
+    """A scope whose names are the properties of a context object (see context.py)."""
+    return object_scope(env or Environment(), root)
 
 
 @lru_cache(maxsize=4096)
@@ -157,7 +128,7 @@ def parse_template(source: str) -> Template:
                 continue
             body = source[position + 2 : end]
             flush()
-            segments.append(Segment(expression=_parse_expression(body), source=f"@({body})"))
+            segments.append(Segment(expression=parse_expression(body), source=f"@({body})"))
             position = end + 1
         elif following and _is_name_char(following):
             end = _scan_identifier_end(source, position + 1)
@@ -166,17 +137,111 @@ def parse_template(source: str) -> Template:
             if path[0].lower() not in TOP_LEVELS:
                 text.append("@" + identifier)
             else:
-                problem = check_reference(path)
+                problem = _reference_problem(path)
                 if problem:
                     raise TemplateError(f"in {source!r}: @{identifier}: {problem}")
+                node: Node = ContextReference(path[0])
+                for part in path[1:]:
+                    node = DotLookup(node, part)
                 flush()
-                segments.append(Segment(expression=Reference(path), source="@" + identifier))
+                segments.append(Segment(expression=node, source="@" + identifier))
             position = end
         else:
             text.append("@")
             position += 1
     flush()
     return Template(source=source, segments=tuple(segments))
+
+
+def parse_expression(body: str) -> Node:
+    """An `@(...)` body, parsed and checked against what the engine supports."""
+    if not body.strip():
+        raise TemplateError("@() is an empty expression")
+    try:
+        node = parse(body)
+    except ExpressionSyntaxError as exc:
+        raise TemplateError(f"in @({body}): {exc}") from exc
+    problem = _check(node, frozenset())
+    if problem:
+        raise TemplateError(f"in @({body}): {problem}")
+    return node
+
+
+def _reference_problem(path: tuple[str, ...]) -> str | None:
+    if path[0].lower() not in SUPPORTED_TOP_LEVELS:
+        reason = "the engine does not simulate call_webhook" if path[0].lower() == "webhook" else "not modelled"
+        return f"'{path[0]}' is not supported ({reason}; supported: {', '.join(sorted(SUPPORTED_TOP_LEVELS))})"
+    return check_reference(path)
+
+
+def _chain(node: Node) -> tuple[str, ...] | None:
+    """The dotted path of `a.b.c` when it starts at a context reference, else None."""
+    parts: list[str] = []
+    while isinstance(node, DotLookup):
+        parts.append(node.key)
+        node = node.container
+    if isinstance(node, ContextReference):
+        return (node.name, *reversed(parts))
+    return None
+
+
+def _check(node: Node, bound: frozenset[str]) -> str | None:
+    """Why the engine cannot run `node`, or None. `bound` are anonymous functions' parameters."""
+    if isinstance(node, DotLookup | ContextReference):
+        path = _chain(node)
+        if path is None:
+            assert isinstance(node, DotLookup)
+            return _check(node.container, bound)
+        name = path[0].lower()
+        if name in bound:
+            return None
+        if name in SUPPORTED_TOP_LEVELS or name in TOP_LEVELS:
+            return _reference_problem(path)
+        if name in FUNCTIONS:
+            return None
+        if name in UNSUPPORTED:
+            return f"function {path[0]}() is not supported ({UNSUPPORTED[name]})"
+        return f"'{path[0]}' is neither a context value nor a function"
+    if isinstance(node, Call):
+        callee = node.function
+        if isinstance(callee, ContextReference) and callee.name.lower() not in bound:
+            name = callee.name.lower()
+            if name in UNSUPPORTED:
+                return f"function {callee.name}() is not supported ({UNSUPPORTED[name]})"
+            function = FUNCTIONS.get(name)
+            if function is None and name not in SUPPORTED_TOP_LEVELS:
+                return f"function {callee.name}() is not a goflow function"
+            if function is not None:
+                count = len(node.arguments)
+                if count < function.min_arguments or (
+                    function.max_arguments is not None and count > function.max_arguments
+                ):
+                    arity = _arity(function.min_arguments, function.max_arguments)
+                    return f"{callee.name}() takes {arity} argument(s), got {count}"
+        else:
+            problem = _check(callee, bound)
+            if problem:
+                return problem
+        for argument in node.arguments:
+            problem = _check(argument, bound)
+            if problem:
+                return problem
+        return None
+    if isinstance(node, IndexLookup):
+        return _check(node.container, bound) or _check(node.key, bound)
+    if isinstance(node, Binary):
+        return _check(node.left, bound) or _check(node.right, bound)
+    if isinstance(node, Negation):
+        return _check(node.operand, bound)
+    if isinstance(node, AnonymousFunction):
+        return _check(node.body, bound | {name.lower() for name in node.parameters})
+    return None
+
+
+def _arity(minimum: int, maximum: int | None) -> str:
+    if maximum is None:
+        return f"at least {minimum}"
+    return str(minimum) if minimum == maximum else f"{minimum} to {maximum}"
 
 
 def _scan_identifier_end(source: str, start: int) -> int:
@@ -225,108 +290,3 @@ def _skip_string(source: str, start: int) -> tuple[int, bool]:
             return position + 1, True
         position += 1
     return len(source), False
-
-
-def _tokenize_expression(body: str) -> list[str]:
-    tokens: list[str] = []
-    position = 0
-    while position < len(body):
-        char = body[position]
-        if char.isspace():
-            position += 1
-        elif char in "(),":
-            tokens.append(char)
-            position += 1
-        elif char == '"':
-            end, closed = _skip_string(body, position)
-            if not closed:
-                raise TemplateError(f"in @({body}): unterminated text literal")
-            tokens.append(body[position:end])
-            position = end
-        elif _is_name_char(char) or char == ".":
-            end = position
-            while end < len(body) and (_is_name_char(body[end]) or body[end] == "."):
-                end += 1
-            tokens.append(body[position:end])
-            position = end
-        else:
-            raise TemplateError(
-                f"in @({body}): {char!r} is not supported (expressions may only be references, "
-                f"literals and calls of {', '.join(sorted(FUNCTIONS))})"
-            )
-    return tokens
-
-
-def _parse_expression(body: str) -> Expression:
-    tokens = _tokenize_expression(body)
-    if not tokens:
-        raise TemplateError("@() is an empty expression")
-    expression, rest = _parse_operand(tokens, body)
-    if rest:
-        raise TemplateError(f"in @({body}): unexpected {rest[0]!r} (operators are not supported)")
-    return expression
-
-
-def _parse_operand(tokens: Sequence[str], body: str) -> tuple[Expression, Sequence[str]]:
-    token, rest = tokens[0], tokens[1:]
-    if token.startswith('"'):
-        return Literal(_unquote(token)), rest
-    number = parse_literal_number(token)
-    if number is not None:
-        return Literal(number), rest
-    if token in ("(", ")", ","):
-        raise TemplateError(f"in @({body}): unexpected {token!r}")
-    if rest and rest[0] == "(":
-        return _parse_call(token, rest[1:], body)
-    path = tuple(token.split("."))
-    if any(not part for part in path):
-        raise TemplateError(f"in @({body}): {token!r} is not a valid reference")
-    problem = check_reference(path)
-    if problem:
-        raise TemplateError(f"in @({body}): {problem}")
-    return Reference(path), rest
-
-
-def _parse_call(name: str, tokens: Sequence[str], body: str) -> tuple[Expression, Sequence[str]]:
-    function = name.lower()
-    if function not in FUNCTIONS:
-        raise TemplateError(
-            f"in @({body}): function {name}() is not supported (supported: {', '.join(sorted(FUNCTIONS))})"
-        )
-    arguments: list[Expression] = []
-    rest = tokens
-    if rest and rest[0] == ")":
-        rest = rest[1:]
-    else:
-        while True:
-            if not rest:
-                raise TemplateError(f"in @({body}): {name}( is not closed")
-            argument, rest = _parse_operand(rest, body)
-            arguments.append(argument)
-            if rest and rest[0] == ",":
-                rest = rest[1:]
-                continue
-            if rest and rest[0] == ")":
-                rest = rest[1:]
-                break
-            raise TemplateError(f"in @({body}): expected ',' or ')' in the arguments of {name}()")
-    arity = FUNCTIONS[function][0]
-    if len(arguments) != arity:
-        raise TemplateError(f"in @({body}): {name}() takes {arity} argument(s), got {len(arguments)}")
-    return Call(function, tuple(arguments)), rest
-
-
-def _unquote(token: str) -> str:
-    inner = token[1:-1]
-    out: list[str] = []
-    position = 0
-    while position < len(inner):
-        char = inner[position]
-        if char == "\\" and position + 1 < len(inner):
-            escaped = inner[position + 1]
-            out.append({"n": "\n", "t": "\t"}.get(escaped, escaped))
-            position += 2
-        else:
-            out.append(char)
-            position += 1
-    return "".join(out)

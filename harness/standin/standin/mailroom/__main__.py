@@ -11,7 +11,7 @@ import sys
 from standin.common.switches import SwitchError
 from standin.mailroom.config import load_config
 from standin.mailroom.envreader import SettingError
-from standin.mailroom.service import Mailroom
+from standin.mailroom.service import Mailroom, RedisUnreachable
 from standin.mailroom.switches import load_mailroom_switches
 
 
@@ -42,6 +42,9 @@ def main() -> int:
     try:
         asyncio.run(_serve())
     except (SwitchError, SettingError) as exc:
+        print(f"mailroom: {exc}", file=sys.stderr)
+        return 2
+    except RedisUnreachable as exc:  # real v9.2.2 panics (exit status 2); a supervisor restarts it
         print(f"mailroom: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:  # e.g. MAILROOM_PORT already taken

@@ -1,12 +1,17 @@
-"""An org's flows, keyword triggers and channels, cached until the database says they changed.
+"""An org's flows, keyword triggers and channels, cached per process.
 
-Real mailroom caches org assets and refreshes them on a timer; here a cheap fingerprint query (counts
-and newest modification) decides, so a flow imported by the web is used by the next task.
+As real mailroom v9.2.2 (core/models/assets.go): an org's assets are loaded once, kept 5 s from their
+load (a hit does not extend them) and reloaded after that, one load per org at a time; within those 5 s
+no task needs the database for them. The older switch keeps the stand-in's former check instead: a cheap
+fingerprint query (counts and newest modification) on every use, reloading when it changed.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +20,7 @@ from psycopg.rows import dict_row
 
 from standin.flows import Engine, Flow, FlowError, load_flow
 from standin.flows.text import collate_equals, tokenize
+from standin.mailroom.dbpool import DbPool
 from standin.mailroom.models import DEFAULT_TPS, Channel
 
 log = logging.getLogger("mailroom.assets")
@@ -83,18 +89,74 @@ class OrgAssets:
         return None, ""
 
 
+ORG_CACHE_TTL = 5.0
+
+
 class AssetCache:
-    def __init__(self) -> None:
+    def __init__(self, ttl: float | None = ORG_CACHE_TTL) -> None:
+        """`ttl` None: the fingerprint check on every use instead of the 5 s cache."""
+        self._ttl = ttl
         self._by_org: dict[int, OrgAssets] = {}
+        self._loaded_at: dict[int, float] = {}
+        self._loading: dict[int, asyncio.Future[OrgAssets]] = {}
 
     async def get(self, conn: AsyncConnection[Any], org_id: int) -> OrgAssets:
-        fingerprint = await _fingerprint(conn, org_id)
-        cached = self._by_org.get(org_id)
-        if cached is not None and cached.fingerprint == fingerprint:
-            return cached
-        assets = await _load(conn, org_id, fingerprint)
-        self._by_org[org_id] = assets
-        return assets
+        """The org's assets, read with `conn` if they must be (re)loaded."""
+        if self._ttl is None:
+            fingerprint = await _fingerprint(conn, org_id)
+            cached = self._by_org.get(org_id)
+            if cached is not None and cached.fingerprint == fingerprint:
+                return cached
+            assets = await _load(conn, org_id, fingerprint)
+            self._by_org[org_id] = assets
+            return assets
+        return self._fresh(org_id) or await self._load_once(org_id, lambda: _load(conn, org_id, ()))
+
+    async def for_task(self, db: DbPool, org_id: int) -> OrgAssets:
+        """As `get`, taking a connection from `db` only when a load is due (tasks.Perform's assets)."""
+        if self._ttl is None:
+            async with db.connection() as conn:
+                return await self.get(conn, org_id)
+
+        async def load() -> OrgAssets:
+            async with db.connection() as conn:
+                return await _load(conn, org_id, ())
+
+        return self._fresh(org_id) or await self._load_once(org_id, load)
+
+    def _fresh(self, org_id: int) -> OrgAssets | None:
+        loaded_at = self._loaded_at.get(org_id)
+        if loaded_at is None or self._ttl is None or time.monotonic() - loaded_at >= self._ttl:
+            return None
+        return self._by_org[org_id]
+
+    async def _load_once(self, org_id: int, load: Callable[[], Awaitable[OrgAssets]]) -> OrgAssets:
+        """Whoever finds the org's assets expired while another load runs waits for that load and shares its
+        result or its error (assets.go: loadOrgAssetsOnce)."""
+        pending = self._loading.get(org_id)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[OrgAssets] = asyncio.get_running_loop().create_future()
+        future.add_done_callback(_retrieve_exception)
+        self._loading[org_id] = future
+        try:
+            assets = await load()
+        except BaseException as exc:
+            future.set_exception(exc if isinstance(exc, Exception) else RuntimeError("asset load cancelled"))
+            raise
+        else:
+            self._by_org[org_id] = assets
+            self._loaded_at[org_id] = time.monotonic()
+            future.set_result(assets)
+            return assets
+        finally:
+            del self._loading[org_id]
+
+
+def _retrieve_exception(future: asyncio.Future[OrgAssets]) -> None:
+    # a load nobody else waited for must not be reported as an unretrieved exception
+    if not future.cancelled():
+        future.exception()
 
 
 async def _fingerprint(conn: AsyncConnection[Any], org_id: int) -> tuple[Any, ...]:

@@ -57,6 +57,10 @@ class OutgoingMsg:
     flow_name: str | None = None
     session_id: int | None = None
     session_status: str | None = None
+    # Only on a sprint's last message when its session waits with a timeout (mailroom v9.2.2
+    # core/msgio/courier.go: NewCourierMsg): courier then restarts the timeout once this message is out.
+    session_wait_started_on: str | None = None
+    session_timeout: int | None = None
 
     def courier_json(self) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -81,6 +85,9 @@ class OutgoingMsg:
         if self.session_id is not None:
             body["session_id"] = self.session_id
             body["session_status"] = self.session_status or ""
+        if self.session_wait_started_on is not None and self.session_timeout:
+            body["session_wait_started_on"] = self.session_wait_started_on
+            body["session_timeout"] = self.session_timeout
         return body
 
 

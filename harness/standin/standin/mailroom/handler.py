@@ -14,7 +14,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from standin.mailroom import engine_adapter
-from standin.mailroom.locks import Locker, contact_lock_key
+from standin.mailroom.assets import OrgAssets
+from standin.mailroom.locks import Locker
 from standin.mailroom.models import Contact, find_waiting_session, load_contact
 from standin.mailroom.runtime import HANDLE_CONTACT_EVENT, Runtime
 from standin.mailroom.sprints import SprintTarget, mark_msg_handled, write_sprint
@@ -30,12 +31,13 @@ class EventError(ValueError):
     """A contact event that cannot be read."""
 
 
-async def handle_contact_event(rt: Runtime, org_id: int, task: dict[str, Any]) -> None:
+async def handle_contact_event(rt: Runtime, org_id: int, task: dict[str, Any], oa: OrgAssets | None) -> None:
+    """`oa`: the org's assets loaded before the lock (v9.2), or None to load them per event (older order)."""
     contact_id = int(task["contact_id"])
     locker: Locker | None = None
     token: str | None = None
     if rt.switches["contact_lock"]:
-        locker = Locker(rt.redis, contact_lock_key(org_id, contact_id), rt.config.contact_lock_expiry)
+        locker = rt.contact_locker(org_id, contact_id)
         token = await locker.grab(rt.config.contact_lock_wait)
         if token is None:
             await rt.handler_queue.push(org_id, HANDLE_CONTACT_EVENT, {"contact_id": contact_id})
@@ -44,13 +46,13 @@ async def handle_contact_event(rt: Runtime, org_id: int, task: dict[str, Any]) -
             )
             return
     try:
-        await _drain_contact_events(rt, org_id, contact_id)
+        await _drain_contact_events(rt, org_id, contact_id, oa)
     finally:
         if locker is not None and token is not None:
             await locker.release(token)
 
 
-async def _drain_contact_events(rt: Runtime, org_id: int, contact_id: int) -> None:
+async def _drain_contact_events(rt: Runtime, org_id: int, contact_id: int, oa: OrgAssets | None) -> None:
     key = f"c:{org_id}:{contact_id}"
     while True:
         raw = await rt.redis.lpop(key)
@@ -64,7 +66,7 @@ async def _drain_contact_events(rt: Runtime, org_id: int, contact_id: int) -> No
             log.error("dropping unreadable contact event on %s: %r", key, str(raw)[:200])
             continue
         try:
-            await perform_event(rt, org_id, contact_id, event_type, event)
+            await perform_event(rt, org_id, contact_id, event_type, event, oa)
         except Exception as exc:  # any failure requeues the event, as real
             errors = int(payload.get("error_count", 0)) + 1
             if errors < MAX_EVENT_ERRORS:
@@ -91,7 +93,9 @@ async def _drain_contact_events(rt: Runtime, org_id: int, contact_id: int) -> No
             return
 
 
-async def perform_event(rt: Runtime, org_id: int, contact_id: int, event_type: str, event: dict[str, Any]) -> None:
+async def perform_event(
+    rt: Runtime, org_id: int, contact_id: int, event_type: str, event: dict[str, Any], oa: OrgAssets | None
+) -> None:
     # real mailroom reads the contact from the read-only database unless the contact is new
     pool = rt.db if event.get("new_contact") or event_type != MSG_EVENT else rt.readonly_db
     async with pool.connection() as conn:
@@ -99,19 +103,19 @@ async def perform_event(rt: Runtime, org_id: int, contact_id: int, event_type: s
     if contact is None:
         return  # deleted contact: whatever the event would do is moot
     if event_type == MSG_EVENT:
-        await _msg_event(rt, contact, event)
+        await _msg_event(rt, contact, event, oa)
     elif event_type == TIMEOUT_EVENT:
-        await _timeout_event(rt, contact, event)
+        await _timeout_event(rt, contact, event, oa)
     else:
         raise EventError(f"unknown contact event type {event_type!r}")
 
 
-async def _msg_event(rt: Runtime, contact: Contact, event: dict[str, Any]) -> None:
+async def _msg_event(rt: Runtime, contact: Contact, event: dict[str, Any], oa: OrgAssets | None) -> None:
     msg_id = int(event["msg_id"])
     text = str(event.get("text") or "")
     now = datetime.now(UTC)
     async with rt.db.connection() as conn:
-        assets = await rt.assets.get(conn, contact.org_id)
+        assets = oa or await rt.assets.get(conn, contact.org_id)
         channel = assets.channel(event.get("channel_id"))
         if contact.status == "B" or channel is None:
             async with conn.transaction():
@@ -159,10 +163,10 @@ async def _msg_event(rt: Runtime, contact: Contact, event: dict[str, Any]) -> No
             return
         async with conn.transaction():
             outgoing = await write_sprint(conn, target, sprint, rt.switches, now)
-    await rt.send_to_courier(outgoing)
+    await rt.queue_after_commit(outgoing)
 
 
-async def _timeout_event(rt: Runtime, contact: Contact, event: dict[str, Any]) -> None:
+async def _timeout_event(rt: Runtime, contact: Contact, event: dict[str, Any], oa: OrgAssets | None) -> None:
     session_id = int(event["session_id"])
     expected = datetime.fromisoformat(str(event["time"]).replace("Z", "+00:00"))
     now = datetime.now(UTC)
@@ -173,7 +177,7 @@ async def _timeout_event(rt: Runtime, contact: Contact, event: dict[str, Any]) -
         if session.timeout_on is None or session.timeout_on != expected:
             log.info("ignoring timeout for session %s: has been updated", session_id)
             return
-        assets = await rt.assets.get(conn, contact.org_id)
+        assets = oa or await rt.assets.get(conn, contact.org_id)
         if assets.engine is None:
             return
         urn = contact.urns[0] if contact.urns else None
@@ -184,4 +188,4 @@ async def _timeout_event(rt: Runtime, contact: Contact, event: dict[str, Any]) -
         )
         async with conn.transaction():
             outgoing = await write_sprint(conn, target, sprint, rt.switches, now)
-    await rt.send_to_courier(outgoing)
+    await rt.queue_after_commit(outgoing)

@@ -16,13 +16,15 @@ end
 return 0
 """
 
-_RETRY_PAUSE = 0.1
+# redisx v0.8.1 locker.go: Grab sleeps one second between two tries
+DEFAULT_POLL = 1.0
 
 
 class Locker:
-    def __init__(self, redis: Redis, key: str, expiry: float) -> None:
+    def __init__(self, redis: Redis, key: str, expiry: float, poll: float = DEFAULT_POLL) -> None:
         self.key = key
         self._redis = redis
+        self._poll = poll
         self._expiry_ms = max(1, int(expiry * 1000))
         self._release = redis.register_script(_RELEASE_LUA)
 
@@ -35,7 +37,7 @@ class Locker:
                 return token
             if time.monotonic() >= deadline:
                 return None
-            await asyncio.sleep(_RETRY_PAUSE)
+            await asyncio.sleep(self._poll)
 
     async def release(self, token: str) -> None:
         await self._release(keys=[self.key], args=[token])

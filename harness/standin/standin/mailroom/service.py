@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
-from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 from redis.asyncio import Redis
 
 from standin.common.switches import Switches
-from standin.mailroom.assets import AssetCache
+from standin.mailroom.assets import ORG_CACHE_TTL, AssetCache, OrgAssets
 from standin.mailroom.config import MailroomConfig
 from standin.mailroom.courier_queue import CourierQueue
 from standin.mailroom.crons import mailroom_crons, run_cron_forever
+from standin.mailroom.dbpool import DbPool, DialingPool
 from standin.mailroom.handler import handle_contact_event
 from standin.mailroom.queues import FairSortedQueue, QueuedTask
 from standin.mailroom.runtime import HANDLE_CONTACT_EVENT, Runtime
@@ -28,13 +29,34 @@ log = logging.getLogger("mailroom")
 
 DB_CONNECT_TIMEOUT = 5
 DB_POOL_WAIT = 15.0
+REDIS_CONNECT_TIMEOUT = 30.0
+DB_PING_TIMEOUT = 1.0  # db.PingContext's context at start (mailroom.go: openAndCheckDBConnection)
+
+
+class RedisUnreachable(RuntimeError):
+    """Redis did not answer at start: real v9.2.2 panics at the first `rt.RP.Get()` and exits."""
 
 
 class UnknownTask(ValueError):
     pass
 
 
-def _pool(url: str, size: int) -> AsyncConnectionPool[AsyncConnection[Any]]:
+class AssetsUnavailable(RuntimeError):
+    pass
+
+
+TaskFunc = Callable[[Runtime, int, dict[str, Any], OrgAssets | None], Awaitable[None]]
+
+_PERFORMERS: dict[str, TaskFunc] = {
+    HANDLE_CONTACT_EVENT: handle_contact_event,
+    START_FLOW: start_flow,
+    START_FLOW_BATCH: start_flow_batch,
+}
+
+
+def _pool(url: str, size: int, switches: Switches) -> DbPool:
+    if not switches["db_pool_backoff"]:
+        return DialingPool(url, max_open=size, connect_timeout=DB_CONNECT_TIMEOUT)
     return AsyncConnectionPool(
         url,
         min_size=1,
@@ -42,23 +64,33 @@ def _pool(url: str, size: int) -> AsyncConnectionPool[AsyncConnection[Any]]:
         open=False,
         timeout=DB_POOL_WAIT,
         kwargs={"autocommit": True, "connect_timeout": DB_CONNECT_TIMEOUT},
-        # a connection broken by a failover is replaced before use, as database/sql retries a bad conn
         check=AsyncConnectionPool.check_connection,
         name="mailroom",
     )
 
 
+def _redis(url: str, switches: Switches) -> Redis:
+    read_timeout = float(switches["redis_socket_timeout_s"])
+    if read_timeout > 0:  # the stand-in before issue 9
+        return Redis.from_url(
+            url,
+            decode_responses=True,
+            socket_connect_timeout=5,
+            socket_timeout=read_timeout,
+            health_check_interval=30,
+        )
+    # redigo's Dial defaults: 30 s to connect, then no deadline on any command
+    return Redis.from_url(url, decode_responses=True, socket_connect_timeout=REDIS_CONNECT_TIMEOUT)
+
+
 async def create_runtime(config: MailroomConfig, switches: Switches) -> Runtime:
-    """Pools and clients, opened without waiting: like real mailroom, a dependency down at start is only
-    logged, and tasks fail until it is back."""
-    db = _pool(config.db, config.db_pool_size)
-    readonly = _pool(config.readonly_db, config.db_pool_size) if config.readonly_db else db
+    """Pools and clients, opened without waiting: a database down at start is only logged, as real."""
+    db = _pool(config.db, config.db_pool_size, switches)
+    readonly = _pool(config.readonly_db, config.db_pool_size, switches) if config.readonly_db else db
     await db.open(wait=False)
     if readonly is not db:
         await readonly.open(wait=False)
-    redis = Redis.from_url(
-        config.redis, decode_responses=True, socket_connect_timeout=5, socket_timeout=15, health_check_interval=30
-    )
+    redis = _redis(config.redis, switches)
     return Runtime(
         config=config,
         switches=switches,
@@ -68,9 +100,15 @@ async def create_runtime(config: MailroomConfig, switches: Switches) -> Runtime:
         handler_queue=FairSortedQueue(redis, "handler"),
         batch_queue=FairSortedQueue(redis, "batch"),
         courier=CourierQueue(redis),
-        assets=AssetCache(),
+        assets=AssetCache(ORG_CACHE_TTL if switches["assets_before_lock"] else None),
         search=ContactSearch(config.elastic, nil_client_at_start=bool(switches["es_nil_client_at_start"])),
+        post_commit_failures=int(switches["post_commit_failures"]),
     )
+
+
+async def _ping_db(db: DbPool) -> None:
+    async with db.connection() as conn:
+        await conn.execute("SELECT 1")
 
 
 async def close_runtime(rt: Runtime) -> None:
@@ -92,7 +130,11 @@ class Mailroom:
     async def start(self) -> None:
         config = self.config
         self.rt = rt = await create_runtime(config, self.switches)
-        await self._log_dependencies(rt)
+        redis_ok = await self._log_dependencies(rt)
+        if not redis_ok and self.switches["exit_without_redis"]:
+            await close_runtime(rt)
+            self.rt = None
+            raise RedisUnreachable("redis not reachable at start: exiting, as mailroom v9.2.2 panics on a nil pool")
         await rt.search.connect()
 
         handler = Foreman(rt.handler_queue, config.handler_workers, self._perform, config.idle_pop_sleep)
@@ -111,29 +153,34 @@ class Mailroom:
             "mailroom started on %s:%d (version switches=%s)", config.address, config.port, self.switches.as_dict()
         )
 
-    async def _log_dependencies(self, rt: Runtime) -> None:
+    async def _log_dependencies(self, rt: Runtime) -> bool:
+        """Log what answers, as real start-up does; True when Redis answered."""
         try:
-            async with rt.db.connection(timeout=2) as conn:
-                await conn.execute("SELECT 1")
+            await asyncio.wait_for(_ping_db(rt.db), timeout=DB_PING_TIMEOUT)
             log.info("db ok")
         except Exception as exc:
             log.error("db not reachable: %s", exc)
         try:
             await rt.redis.ping()
             log.info("redis ok")
+            return True
         except Exception as exc:
             log.error("redis not reachable: %s", exc)
+            return False
 
     async def _perform(self, task: QueuedTask) -> None:
         assert self.rt is not None
-        if task.type == HANDLE_CONTACT_EVENT:
-            await handle_contact_event(self.rt, task.org_id, task.task)
-        elif task.type == START_FLOW:
-            await start_flow(self.rt, task.org_id, task.task)
-        elif task.type == START_FLOW_BATCH:
-            await start_flow_batch(self.rt, task.org_id, task.task)
-        else:
+        perform = _PERFORMERS.get(task.type)
+        if perform is None:
             raise UnknownTask(f"unknown task type {task.type!r}")
+        oa = None
+        if self.switches["assets_before_lock"]:
+            # tasks.Perform (v9.1.27+): before the task runs, so a failure leaves its events unpopped
+            try:
+                oa = await self.rt.assets.for_task(self.rt.db, task.org_id)
+            except Exception as exc:
+                raise AssetsUnavailable(f"error loading org assets: {exc}") from exc
+        await perform(self.rt, task.org_id, task.task, oa)
 
     async def stop(self) -> None:
         """Stop popping, let the tasks in hand finish, stop crons and the web server."""

@@ -7,7 +7,7 @@ F, runs A W C X I F, new outgoing messages Q (or F when the contact has no way t
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -184,7 +184,7 @@ async def write_sprint(
 
     session_status = sprint.session_status
     flow_asset = assets.flows_by_uuid.get(sprint.runs[-1].flow_uuid) if sprint.runs else None
-    return [
+    msgs = [
         OutgoingMsg(
             **{**m, "session_id": session_id, "session_status": session_status},
             flow_uuid=flow_asset.uuid if flow_asset else None,
@@ -192,6 +192,11 @@ async def write_sprint(
         )
         for m in outgoing
     ]
+    if msgs and timeout_on is not None and wait_started_on is not None:
+        # Exactly the value written to wait_started_on: courier matches it to restart the timeout.
+        msgs[-1] = replace(msgs[-1], session_wait_started_on=_iso(wait_started_on),
+                           session_timeout=sprint.wait_timeout_seconds)  # fmt: skip
+    return msgs
 
 
 async def _insert_outgoing(

@@ -16,7 +16,7 @@ from typing import Any
 from psycopg import AsyncConnection, errors
 
 from standin.mailroom import engine_adapter
-from standin.mailroom.locks import Locker, contact_lock_key
+from standin.mailroom.assets import OrgAssets
 from standin.mailroom.models import find_waiting_session, has_run_in_flow, load_contact
 from standin.mailroom.queues import DEFAULT_PRIORITY, LOW_PRIORITY
 from standin.mailroom.runtime import Runtime
@@ -42,7 +42,8 @@ async def _set_start_status(rt: Runtime, start_id: int, status: str, contact_cou
             )
 
 
-async def start_flow(rt: Runtime, org_id: int, task: dict[str, Any]) -> None:
+async def start_flow(rt: Runtime, org_id: int, task: dict[str, Any], oa: OrgAssets | None) -> None:
+    """`oa` is unused: it is loaded before any task anyway (v9.2), so an outage fails a start while still P."""
     start_id = int(task["start_id"])
     try:
         contact_ids = await _resolve_recipients(rt, org_id, task)
@@ -148,7 +149,7 @@ async def get_or_create_contact_for_urn(conn: AsyncConnection[Any], org_id: int,
     raise RuntimeError(f"could not get or create a contact for {identity}")
 
 
-async def start_flow_batch(rt: Runtime, org_id: int, task: dict[str, Any]) -> None:
+async def start_flow_batch(rt: Runtime, org_id: int, task: dict[str, Any], oa: OrgAssets | None) -> None:
     start_id = int(task["start_id"])
     flow_id = int(task["flow_id"])
     exclusions = task.get("exclusions") or {}
@@ -157,7 +158,7 @@ async def start_flow_batch(rt: Runtime, org_id: int, task: dict[str, Any]) -> No
     try:
         for contact_id in task.get("contact_ids") or []:
             try:
-                await _start_contact(rt, org_id, flow_id, int(contact_id), skip_started_previously, skip_in_a_flow)
+                await _start_contact(rt, org_id, flow_id, int(contact_id), skip_started_previously, skip_in_a_flow, oa)
             except Exception as exc:  # one contact's failure must not stop the batch
                 log.error("error starting flow %s for contact %s: %s", flow_id, contact_id, exc)
     finally:
@@ -166,9 +167,15 @@ async def start_flow_batch(rt: Runtime, org_id: int, task: dict[str, Any]) -> No
 
 
 async def _start_contact(
-    rt: Runtime, org_id: int, flow_id: int, contact_id: int, skip_started_previously: bool, skip_in_a_flow: bool
+    rt: Runtime,
+    org_id: int,
+    flow_id: int,
+    contact_id: int,
+    skip_started_previously: bool,
+    skip_in_a_flow: bool,
+    oa: OrgAssets | None,
 ) -> None:
-    locker = Locker(rt.redis, contact_lock_key(org_id, contact_id), rt.config.contact_lock_expiry)
+    locker = rt.contact_locker(org_id, contact_id)
     token = await locker.grab(rt.config.contact_lock_wait) if rt.switches["contact_lock"] else ""
     if token is None:
         log.error("skipping contact %s in start of flow %s: could not get its lock", contact_id, flow_id)
@@ -176,7 +183,7 @@ async def _start_contact(
     try:
         now = datetime.now(UTC)
         async with rt.db.connection() as conn:
-            assets = await rt.assets.get(conn, org_id)
+            assets = oa or await rt.assets.get(conn, org_id)
             flow = assets.flow(flow_id)
             if flow is None or assets.engine is None:
                 raise ValueError(f"flow {flow_id} is not an active flow of org {org_id}")
@@ -197,7 +204,7 @@ async def _start_contact(
             )
             async with conn.transaction():
                 outgoing = await write_sprint(conn, target, sprint, rt.switches, now)
-        await rt.send_to_courier(outgoing)
+        await rt.queue_after_commit(outgoing)
     finally:
         if token:
             await locker.release(token)

@@ -1,4 +1,4 @@
-"""Mailroom's switches: real v9 weak spots (default real) and one planted bug (default off)."""
+"""Mailroom's switches: real v9.2.2 weak spots (default real), older behaviours, one planted bug and a test aid."""
 
 from __future__ import annotations
 
@@ -46,6 +46,70 @@ DECLARED: list[Switch] = [
         "Incoming message: lock `lock:c:<org>:<contact>` (wait 10 s, expires 5 min; requeue if not got)",
     ),
     Switch(
+        "contact_lock_poll_s",
+        1.0,
+        "seconds between two tries of a held contact lock: 1.0 as redisx v0.8.1 Locker.Grab in mailroom v9.2.2 "
+        "(0.1 = the stand-in before issue 9, no real version)",
+        "The contact lock is polled every 1 s (wait 10 s, expires 5 min)",
+    ),
+    Switch(
+        "redis_socket_timeout_s",
+        0.0,
+        "read timeout of mailroom's Redis commands: 0 = none, as mailroom v9.2.2 (redisx NewPool, redigo Dial "
+        "without timeouts: a black-holed command blocks until the connection closes); 15 = the stand-in before "
+        "issue 9 (no real version), with a 30 s health check",
+        "Redis clients have no read timeout: ... mailroom's foremen ... once one blocks, sending or handling "
+        "stops until a restart (or the server side closes the connection).",
+    ),
+    Switch(
+        "exit_without_redis",
+        True,
+        "Redis unreachable at start: log 'redis not reachable' and exit 2, as mailroom v9.2.2 panics at the "
+        "first RP.Get (off = the stand-in before issue 9: start anyway and retry)",
+        "Redis unreachable at start: `NewPool` gives a nil pool and the first `Get` panics; courier and mailroom "
+        "exit (`mailroom.go` start-up).",
+    ),
+    Switch(
+        "assets_before_lock",
+        True,
+        "every task loads its org's assets first (cached 5 s), before the contact lock and the LPOP, as "
+        "mailroom v9.1.27+ (tasks.Perform): with the DB down the event stays in c:<org>:<contact> "
+        "(off = mailroom <= v9.1.26 order: lock and LPOP first, then the stand-in's per-event fingerprint check)",
+        "Mailroom (since v9.1.27 ...): org assets are loaded *before* the contact lock and the LPOP, cached 5 s.",
+    ),
+    Switch(
+        "post_commit_tx",
+        True,
+        "the push to courier after a sprint's commit runs in a new DB transaction that reads the URNs, as "
+        "mailroom v9.2.2 (runner.go): if it fails the event is requeued and the replies stay Q "
+        "(off = the stand-in before issue 9, no real version: push with no DB access)",
+        "After the sprint's transaction commits, the push to courier runs in a *new* database transaction "
+        "(`runner.go`). If that transaction fails, the error requeues the `msg_event`",
+    ),
+    Switch(
+        "post_commit_failures",
+        0,
+        "Test aid: the first N post-commit transactions fail at their begin, as a database cut between a "
+        "sprint's commit and its push would (real v9.2 has that window, milliseconds long)",
+        "If that transaction fails, the error requeues the `msg_event` (the MO is handled again) and the "
+        "replies stay `Q`",
+    ),
+    Switch(
+        "db_pool_backoff",
+        False,
+        "false = database/sql as mailroom v9.2.2 (lib/pq): a query takes an idle connection or dials one at "
+        "once, 36 open, 8 idle, 30 min lifetime, no background reconnect; true = the stand-in before issue 9 "
+        "(no real version): psycopg_pool, min 1, waits up to 15 s for its backed-off background reconnect",
+        "A failed event goes back to the front of `c:<org>:<contact>` and is dropped after 3 tries.",
+    ),
+    Switch(
+        "health_pings_deps",
+        False,
+        "GET /mr/ answers component and version without touching the DB or Redis, as mailroom v9.2.2 "
+        "handleIndex (true = the stand-in before issue 9: pings both, 2 s each, and reports them)",
+        "",
+    ),
+    Switch(
         "es_nil_client_at_start",
         True,
         "Elasticsearch unreachable at start leaves no client until restart (off = reconnect on demand)",
@@ -68,4 +132,9 @@ def load_mailroom_switches(raw: str | None = None, seed: int | None = None) -> S
         raise SwitchError(
             f"STANDIN_SWITCHES: switch mailroom.duplicate_reply expects a probability in [0, 1], got {probability}"
         )
+    for name, minimum in (("contact_lock_poll_s", 0.001), ("redis_socket_timeout_s", 0.0)):
+        if float(switches[name]) < minimum:
+            raise SwitchError(f"STANDIN_SWITCHES: switch mailroom.{name} expects a number >= {minimum}")
+    if int(switches["post_commit_failures"]) < 0:
+        raise SwitchError("STANDIN_SWITCHES: switch mailroom.post_commit_failures expects a count >= 0")
     return switches

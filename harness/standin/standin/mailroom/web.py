@@ -1,7 +1,8 @@
 """Mailroom's HTTP server: `GET /mr/` answers 200 with the component and version, as real.
 
-The stand-in adds what it sees of the database and Redis to the body; the status stays 200 whatever
-they say (real mailroom's index does not check them), so a load balancer keeps it in rotation.
+As mailroom v9.2.2 (web/server.go: handleIndex) the index touches neither the database nor Redis, so a
+load balancer's check stays green through their outages. The older switch `health_pings_deps` adds what
+it sees of them to the body (2 s each); the status stays 200 whatever they say.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 from aiohttp import web
 
 from standin.mailroom.config import VERSION
+from standin.mailroom.msg_send import add_msg_send_route
 from standin.mailroom.runtime import Runtime
 
 PING_TIMEOUT = 2.0
@@ -31,7 +33,9 @@ def build_app(rt: Runtime) -> web.Application:
         async with rt.db.connection(timeout=PING_TIMEOUT) as conn:
             await conn.execute("SELECT 1")
 
-    async def index(_request: web.Request) -> web.Response:
+    async def index(request: web.Request) -> web.Response:
+        if not rt.switches["health_pings_deps"]:
+            return web.json_response({"url": str(request.rel_url), "component": "mailroom", "version": VERSION})
         db, redis = await asyncio.gather(_check(ping_db), _check(rt.redis.ping))
         return web.json_response(
             {
@@ -46,4 +50,5 @@ def build_app(rt: Runtime) -> web.Application:
     app = web.Application()
     app.router.add_get("/mr/", index)
     app.router.add_get("/mr", index)
+    add_msg_send_route(app, rt)
     return app

@@ -6,6 +6,7 @@ import logging
 import time
 from typing import Any
 
+import httpx
 from django.conf import settings
 from django.db import DatabaseError
 from django.http import HttpResponseServerError
@@ -20,6 +21,7 @@ from rest_framework.throttling import BaseThrottle
 from rest_framework.views import APIView, exception_handler
 
 from temba.api.models import APIToken
+from temba.mailroom.client import RequestException
 from temba.redisconn import get_redis
 
 logger = logging.getLogger(__name__)
@@ -44,7 +46,8 @@ class APITokenAuthentication(TokenAuthentication):
 
 
 class OrgRateThrottle(BaseThrottle):
-    """Per-org, per-scope request budget kept in Redis, shared by every web node (RapidPro: 2500/hour).
+    """Per-org, per-scope request budget kept in Redis, shared by every web node (RapidPro v9.2.5's
+    `OrgUserRateThrottle`: DEFAULT_THROTTLE_RATES, 2500/hour, unless the org's `api_rates` names the scope).
 
     A fixed window (INCR on a key per window) rather than DRF's sliding list of timestamps: the budget is
     the same, and a generous test rate does not make every request rewrite a list of 100 000 floats.
@@ -63,8 +66,11 @@ class OrgRateThrottle(BaseThrottle):
         if not isinstance(token, APIToken):
             return True
         scope = getattr(view, "throttle_scope", "v2")
-        rate = settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"][scope]
-        limit, duration = self.parse_rate(rate)
+        rates = {**settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], **(token.org.api_rates or {})}
+        rate = rates.get(scope)
+        if rate is None:
+            return True  # as DRF: a scope without a rate is not throttled
+        limit, duration = self.parse_rate(str(rate))
         now = time.time()
         window = int(now // duration)
         key = f"throttle:{scope}:{token.org_id}:{window}"
@@ -116,8 +122,8 @@ def temba_exception_handler(exc: Exception, context: dict[str, Any]) -> Response
     response = exception_handler(exc, context)
     if response is not None:
         return response
-    if isinstance(exc, DatabaseError | RedisError):
-        logger.error("API request failed on a backing store: %s", exc)
+    if isinstance(exc, DatabaseError | RedisError | RequestException | httpx.HTTPError):
+        logger.error("API request failed on a backing store or mailroom: %s", exc)
     else:
         logger.error("Exception in API request: %s", exc, exc_info=exc)
     return HttpResponseServerError("Server Error. Site administrators have been notified.")

@@ -1,7 +1,8 @@
 """Queueing an outgoing message to courier exactly as mailroom's msgio does (mailroom v9).
 
-The web stand-in sends `POST messages.json` itself instead of calling mailroom's `/mr/msg/send` over HTTP,
-so it needs mailroom's half of the courier contract: one Lua call that adds a JSON array of one contact's
+Only for the switch `api_send_through_mailroom` off (the stand-in before issue 9, no real version): the web
+then sends `POST messages.json` itself instead of calling mailroom's `/mr/msg/send` over HTTP, so it needs
+mailroom's half of the courier contract: one Lua call that adds a JSON array of one contact's
 messages to `msgs:<channel_uuid>|<tps>/<priority>` scored by epoch seconds, and marks the queue active in
 `msgs:active` unless this second's TPS budget is spent (courier re-activates it then).
 """

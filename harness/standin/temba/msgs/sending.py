@@ -1,4 +1,6 @@
-"""Sending one chat message to a contact, as mailroom's `/mr/msg/send` does for RapidPro's API.
+"""Sending one chat message to a contact from the web itself: the stand-in's behaviour before issue 9, kept
+for the switch `api_send_through_mailroom` off (no real version does this; RapidPro v9.2.5 asks mailroom's
+`/mr/msg/send`, see `temba/mailroom/client.py`).
 
 Insert the outgoing message as queued (Q), commit, then push it to courier's queue; if the push fails the
 message goes back to initializing (I) with a next attempt in 10 minutes, for mailroom's retry cron.

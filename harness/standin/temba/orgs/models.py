@@ -13,6 +13,8 @@ class Org(models.Model):
     name = models.CharField(max_length=128)
     is_active = models.BooleanField(default=True)
     created_on = models.DateTimeField(default=timezone.now)
+    # per-scope API rates overriding DEFAULT_THROTTLE_RATES, e.g. {"v2": "10000/hour"} (RapidPro's field)
+    api_rates = models.JSONField(default=dict)
 
     def __str__(self) -> str:
         return self.name

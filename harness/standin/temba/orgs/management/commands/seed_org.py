@@ -1,17 +1,20 @@
 """`manage.py seed_org --flows DIR_OR_FILE... --send-url URL`: the org the harness drives, idempotently.
 
-Creates (or brings up to date) the org, its admin user and API token, one External (EX) channel whose
-send_url points at the harness' aggregator, and the flows and keyword triggers of the given exports.
+Creates (or brings up to date) the org with the harness's API rates, its admin user and API token, one
+External (EX) channel whose send_url points at the harness' aggregator, and the flows and keyword
+triggers of the given exports.
 Prints one JSON line: {org_id, org_uuid, channel_uuid, api_token, flows: {name: uuid}}.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connection, transaction
@@ -29,6 +32,11 @@ EX_DEFAULT_BODY = (
 EX_MAX_LENGTH = 640
 DEFAULT_TPS = 10
 CHANNEL_ADDRESS = "+12065550100"
+# The harness's own seed choice, not RapidPro's: a new org has no api_rates, so every API scope gets the
+# real default of 2500 requests/hour, which an API-heavy workload (flow starts through the API, reads
+# following the cursor) could spend within one experiment and then measure the throttle, not the fault.
+# The seeded org gets this rate on every scope instead, as an operator would raise a busy org's rates.
+HARNESS_API_RATE = "100000/hour"
 
 
 def channel_config(send_url: str) -> dict[str, Any]:
@@ -57,6 +65,11 @@ class Command(BaseCommand):
         parser.add_argument("--send-url", required=True, help="where the EX channel sends (the aggregator)")
         parser.add_argument("--name", default="Resilience", help="org name (the org's identity for re-runs)")
         parser.add_argument("--tps", type=int, default=DEFAULT_TPS, help="channel TPS (courier queue key)")
+        parser.add_argument(
+            "--api-rate",
+            default=HARNESS_API_RATE,
+            help="the org's API rate on every scope (its api_rates); '' leaves RapidPro's default, 2500/hour",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         send_url: str = options["send_url"]
@@ -64,6 +77,9 @@ class Command(BaseCommand):
             raise CommandError(f"--send-url: expected an http(s):// URL, got {send_url!r}")
         if options["tps"] < 1:
             raise CommandError(f"--tps: expected a positive integer, got {options['tps']}")
+        api_rate: str = options["api_rate"]
+        if api_rate and not re.fullmatch(settings.API_RATE_PATTERN, api_rate):
+            raise CommandError(f"--api-rate: expected <requests>/<second|minute|hour|day> or '', got {api_rate!r}")
         try:
             exports = [read_export(path) for path in export_files(options["flows"])]
         except FlowExportError as exc:
@@ -73,7 +89,7 @@ class Command(BaseCommand):
             # one seed at a time: two nodes seeding at start must not make two orgs
             with connection.cursor() as cursor:
                 cursor.execute("SELECT pg_advisory_xact_lock(hashtext('temba.seed_org'))")
-            org = self.ensure_org(options["name"])
+            org = self.ensure_org(options["name"], api_rate)
             user = self.ensure_user(org)
             token = self.ensure_token(org, user)
             channel = self.ensure_channel(org, send_url, options["tps"])
@@ -94,9 +110,14 @@ class Command(BaseCommand):
         self.stdout.write(json.dumps(seeded))
 
     @staticmethod
-    def ensure_org(name: str) -> Org:
+    def ensure_org(name: str, api_rate: str) -> Org:
+        api_rates = {scope: api_rate for scope in settings.API_THROTTLE_SCOPES} if api_rate else {}
         org = Org.objects.filter(name=name, is_active=True).order_by("id").first()
-        return org or Org.objects.create(name=name)
+        if org is None:
+            return Org.objects.create(name=name, api_rates=api_rates)
+        org.api_rates = api_rates
+        org.save(update_fields=["api_rates"])
+        return org
 
     @staticmethod
     def ensure_user(org: Org) -> User:
