@@ -208,6 +208,52 @@ def test_replication_loss_closes_when_the_failover_took_hold_not_when_its_inject
     assert (validity is Validity.TRUE) is excused, reasons
 
 
+@pytest.mark.parametrize("acknowledged_after_took_hold", [False, True])
+def test_replication_loss_is_judged_by_the_acknowledgement_not_the_invocation(
+    acknowledged_after_took_hold: bool,
+) -> None:
+    # Seen in CI: an MO sent 0.1 s before the primary was killed, which courier spooled (its insert failed)
+    # and acknowledged after the kill, was lost by a planted bug and passed as replication loss, because
+    # the window judged the invocation. Only a commit the old primary acknowledged can be lost to
+    # replication. The injection starts a fraction of a millisecond off the report's rounding, where the
+    # RPO finding once fell outside its own window.
+    experiment = catalogue_experiment("pg_failover_async")
+    world = WorldBuilder()
+    for number in range(3):
+        world.conversation(f"tel:+25078{number:07d}", f"c{number}")
+    world.advance(0.0006)
+    step = world.script[0]
+    injects: list[object] = []
+
+    def failover_begins() -> None:
+        world.advance(0.1)
+        injects.append(world.inject_begins("pg-failover", "f1", ["postgres-1"]))
+        if acknowledged_after_took_hold:
+            world.advance(0.3)  # spooled after the insert failed, then answered 200
+
+    world.mo("tel:+250780000003", f"{step.answer} [c3.0]", conversation="c3", step=0, expect=step.replies,
+             meanwhile=failover_begins)  # fmt: skip
+    # The kill returned 0.05 s after the inject began: the old primary acknowledged nothing after that.
+    world.inject_ends(injects[0], "pg-failover", "f1", {"took_hold_after_s": 0.05})
+    world.advance(1.0)
+    world.recover("f1", "pg-failover")
+    world.conversation("tel:+250780000004", "c4")
+    history, snapshot = world.recorded(), world.snapshot()
+    lose(snapshot, f"{step.answer} [c3.0]")
+    validity, reasons = judge(experiment, history, snapshot)
+    if acknowledged_after_took_hold:
+        assert validity is Validity.FALSE
+        assert any("inbound.lost" in r and "judged at acknowledgement" in r for r in reasons), reasons
+        assert any("availability.rpo" in r for r in reasons), reasons
+    else:
+        assert validity is Validity.TRUE, reasons
+
+
+def test_an_allowance_judged_at_an_unknown_moment_is_refused() -> None:
+    with pytest.raises(PolicyError, match="judged_at must be one of invocation, acknowledgement"):
+        make_policy([Allowance("inbound.lost", "pg-failover", max=1, why="w", judged_at="dusk")])
+
+
 def test_a_dead_mailroom_s_contact_lock_excuses_that_contact_s_later_resends_but_no_one_else_s() -> None:
     # Seen over SSH: kill-mailroom lost a contact's task at 13 s; the lock the dead worker held kept the
     # contact's re-sends at 34 s and 54 s unhandled too, the last one after the kill's window had closed.

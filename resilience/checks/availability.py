@@ -102,6 +102,7 @@ def check(
     examples = Examples()
     findings: list[Finding] = []
     faults = []
+    moments: dict[str, tuple[float, float | None]] = {}  # failover id -> (injection, last lost acknowledgement)
     lookback = int(opts.rpo_lookback_s * NS_PER_S)
     for fault in view.applied_faults:
         report = _fault_report(fault, view, mos, invoked, successes)
@@ -112,11 +113,15 @@ def check(
             report["rpo_msgs"] = len(lost_here)
             report["rpo_window_s"] = [round(view.seconds(fault.start - lookback), 3), round(view.seconds(until), 3)]
             report["rpo_settled"] = all(settled for _, settled in lost_here)
+            # Exact moments for the verdict's windows: the report's rounded seconds could put the injection
+            # itself a fraction of a millisecond outside a window that closes when the inject took hold.
+            moments[fault.id] = (view.seconds(fault.start), view.seconds(lost_here[-1][0]) if lost_here else None)
         faults.append(report)
 
     def find(kind: str, severity: Validity, report: dict[str, Any], at_s: float | None, detail: str,
-             count: int = 1) -> None:  # fmt: skip
-        findings.append(Finding(NAME, kind, severity, at_s, count, fault=report["id"], detail=detail))
+             count: int = 1, acked_s: float | None = None) -> None:  # fmt: skip
+        findings.append(Finding(NAME, kind, severity, at_s, count, fault=report["id"], detail=detail,
+                                acked_s=acked_s))  # fmt: skip
         examples.add(kind, **{k: v for k, v in report.items() if k != "targets"})
 
     failovers = [f for f in faults if "rpo_msgs" in f]
@@ -138,9 +143,10 @@ def check(
             find("never_recovered", Validity.FALSE if given_up else Validity.UNKNOWN, report, report["end_s"],
                  f"{label}: no MO acknowledged in the {tried} s tried after recovery")  # fmt: skip
         if "rpo_msgs" in report and report["rpo_msgs"] > opts.max_rpo_msgs:
-            find("rpo", Validity.FALSE if report["rpo_settled"] else Validity.UNKNOWN, report, report["start_s"],
+            injected_s, last_lost_s = moments[report["id"]]
+            find("rpo", Validity.FALSE if report["rpo_settled"] else Validity.UNKNOWN, report, injected_s,
                  f"{label}: {report['rpo_msgs']} acknowledged MOs lost in {report['rpo_window_s']} s",
-                 count=report["rpo_msgs"])  # fmt: skip
+                 count=report["rpo_msgs"], acked_s=last_lost_s)  # fmt: skip
     if opts.min_success_ratio is not None and ratio is not None and ratio < opts.min_success_ratio:
         findings.append(Finding(NAME, "low_success_ratio", Validity.FALSE,
                                 detail=f"{ratio:.3f} < {opts.min_success_ratio}"))  # fmt: skip

@@ -69,6 +69,7 @@ def check(
             Finding(
                 NAME, kind, Validity.FALSE if certain else Validity.UNKNOWN, round(view.seconds(mo.invoke_time), 3),
                 count, mo.index, mo.urn, detail=f"msg_uuid {mo.msg_uuid}, rows {[r.id for r in match.rows]}",
+                acked_s=view.seconds(mo.end_time) if mo.outcome == OK and mo.end_time is not None else None,
             )
         )  # fmt: skip
 

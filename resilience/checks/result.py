@@ -71,6 +71,10 @@ class Finding:
     node: str | None = None
     fault: str | None = None
     detail: str = ""
+    acked_s: float | None = None
+    """When the acknowledgement this finding is about reached the client (an MO's 200), in the same seconds
+    as `at_s`; None when it is not about one. Allowances judged "at acknowledgement" use it: a commit the
+    old primary acknowledged before a failover took hold, not one merely invoked before it."""
 
     @property
     def key(self) -> str:
@@ -87,7 +91,7 @@ class Finding:
 
     def to_dict(self) -> dict[str, Any]:
         raw: dict[str, Any] = {"kind": self.kind, "severity": self.severity.value, "at_s": self.at_s}
-        for name in ("count", "op", "urn", "node", "fault", "detail"):
+        for name in ("count", "op", "urn", "node", "fault", "detail", "acked_s"):
             value = getattr(self, name)
             if value not in (None, "") and not (name == "count" and value == 1):
                 raw[name] = value
@@ -106,6 +110,7 @@ class Finding:
             node=raw.get("node"),
             fault=raw.get("fault"),
             detail=str(raw.get("detail", "")),
+            acked_s=raw.get("acked_s"),
         )
 
 

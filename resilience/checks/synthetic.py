@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -81,9 +82,11 @@ class WorldBuilder:
         process: str | None = None,
         flow: str | None = FLOW_UUID,
         fail_status: int = 400,
+        meanwhile: Callable[[], None] | None = None,
     ) -> Msg | None:
         """Send one MO. `accepted` says whether RapidPro really took it (default: outcome is ok);
-        `fail_status` is the HTTP status a failed MO records."""
+        `fail_status` is the HTTP status a failed MO records; `meanwhile` runs while the request is in
+        flight, after its invocation and before its completion (e.g. a failover's inject taking hold)."""
         accepted = outcome == OK if accepted is None else accepted
         value = {"urn": urn, "text": text, "conversation": conversation, "step": step, "expect": list(expect)}
         if flow is not None:
@@ -91,6 +94,8 @@ class WorldBuilder:
         if final:
             value["final"] = True
         op = self.history.invoke(process or f"contact-{urn[-6:]}", "mo", value)
+        if meanwhile is not None:
+            meanwhile()
         self.now += self.request_ns
         row = self._accept(urn, text, expect, conversation, step, final, flow) if accepted else None
         if outcome == OK:

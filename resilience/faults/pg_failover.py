@@ -279,13 +279,14 @@ class PgFailoverFault(BaseFault):
         started = time.monotonic()
         self.resolve(run)
         promotion = promotion_for(run)
-        # From here the old primary acknowledges nothing more: what async replication can lose was
-        # acknowledged before this moment (the verdict's window for that loss closes here).
-        took_hold = time.monotonic() - started
         if self.method == "kill":
             run.kill(self.primary)
         else:
             cut_off(run, self.primary, self.id)
+        # From here the old primary acknowledges nothing more: what async replication can lose was
+        # acknowledged before this moment (the verdict's window for that loss closes here). Taken after the
+        # kill or cut returned, because the old primary acknowledges commits until the signal or rule lands.
+        took_hold = time.monotonic() - started
         promotion.promote(run, self.standby, self.primary)
         facts: Facts = {
             "old_primary": self.primary,

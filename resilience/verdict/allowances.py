@@ -19,6 +19,7 @@ from resilience.checks.model import FaultWindow
 from resilience.verdict.windows import window_for
 
 CLOSES_AT = ("recovery", "injection")
+JUDGED_AT = ("invocation", "acknowledgement")
 
 
 class PolicyError(ValueError):
@@ -46,6 +47,11 @@ class Allowance:
     """What `after` counts from: "recovery" (the fault's recovery) or "injection" (the inject's completion),
     for effects that only what happened before the fault took hold can have (a commit the old primary
     acknowledged before the failover promoted its standby)."""
+    judged_at: str = "invocation"
+    """Which moment of a finding must lie in the window: "invocation" (its `at_s`: when the MO was sent, the
+    fault injected, the line logged) or "acknowledgement" (its `acked_s`: when the client got its 200), for
+    effects only an acknowledgement given before the fault took hold can have. A finding without that
+    moment is outside the window."""
     follows_contact_s: float = 0.0
     """Seconds after a finding it excused during which the same contact's later findings of this kind are
     excused too, wherever the window ends (counted toward `max`): for an effect that stays with the contact,
@@ -83,6 +89,10 @@ class Allowance:
             return seconds(fault.start) - before, seconds(closes) + after
         return seconds(fault.start) - before, seconds(fault.until(history_end)) + after
 
+    def moment(self, finding_at_s: float | None, finding_acked_s: float | None) -> float | None:
+        """The finding's moment this allowance's window judges."""
+        return finding_acked_s if self.judged_at == "acknowledgement" else finding_at_s
+
     def describe(self) -> str:
         return f"{self.key} (max {self.max} per '{self.fault}')"
 
@@ -93,9 +103,10 @@ class Allowance:
                 raw[name] = getattr(self, name)
         if self.follows_contact_s:
             raw["follows_contact_s"] = self.follows_contact_s
-        for name in ("closes_at",) if self.closes_at != "recovery" else ():
-            if getattr(self, name) not in (None, ""):
-                raw[name] = getattr(self, name)
+        if self.closes_at != "recovery":
+            raw["closes_at"] = self.closes_at
+        if self.judged_at != "invocation":
+            raw["judged_at"] = self.judged_at
         for name in ("nodes", "contacts"):
             if getattr(self, name):
                 raw[name] = list(getattr(self, name))
@@ -134,6 +145,8 @@ def allowance_from(raw: Allowance | Mapping[str, Any], where: str) -> Allowance:
         problems.append("why must say which RapidPro behaviour causes it")
     if allowance.closes_at not in CLOSES_AT:
         problems.append(f"closes_at must be one of {', '.join(CLOSES_AT)}, got {allowance.closes_at!r}")
+    if allowance.judged_at not in JUDGED_AT:
+        problems.append(f"judged_at must be one of {', '.join(JUDGED_AT)}, got {allowance.judged_at!r}")
     if not isinstance(allowance.follows_contact_s, int | float) or allowance.follows_contact_s < 0:
         problems.append(f"follows_contact_s must be seconds >= 0, got {allowance.follows_contact_s!r}")
     for name in ("before", "after"):

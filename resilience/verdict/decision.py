@@ -143,9 +143,12 @@ def _judge(
                 window = f"[{opens:.1f}, {closes:.1f}] s around {fault.kind} {fault.id}"
                 contact = (number, fault.id, finding.urn or "")
                 last = followed.get(contact) if finding.urn else None
+                moment = allowance.moment(finding.at_s, finding.acked_s)
+                if allowance.judged_at != "invocation":
+                    window = f"{window} (judged at {allowance.judged_at})"
                 if last is not None and finding.at_s - last <= allowance.follows_contact_s:
                     window = f"{window}, then {finding.urn} for {allowance.follows_contact_s:g} s"
-                elif not opens <= finding.at_s <= closes:
+                elif moment is None or not opens <= moment <= closes:
                     outside.append(window)
                     continue
                 spent = used.get((number, fault.id), 0)

@@ -121,10 +121,14 @@ def async_replication_loss(fault: str, max: int) -> tuple[Allowance, ...]:
     contract = "field notes, PostgreSQL 15: asynchronous streaming replication; contracts: a 200 means committed"
     why = "async replication: a commit the old primary acknowledged but had not streamed is lost at failover"
     return (
-        # Only what the old primary acknowledged before the standby was promoted: the window closes when the
-        # inject completed, not when the fault is recovered (an MO acknowledged later went to the new primary).
-        Allowance("inbound.lost", fault, max, why, contract, before=2.0, after=0.0, closes_at="injection"),
-        Allowance("availability.rpo", fault, max, why, contract, before=2.0, after=0.0, closes_at="injection"),
+        # Only what the old primary acknowledged before it stopped acknowledging: the window closes when the
+        # inject took hold, not when the fault is recovered, and it judges the acknowledgement, not the
+        # invocation (an MO sent just before the kill and acknowledged after it was spooled or went to the
+        # new primary: losing it is not replication's doing). RPO is judged by its last lost acknowledgement.
+        Allowance("inbound.lost", fault, max, why, contract, before=2.0, after=0.0, closes_at="injection",
+                  judged_at="acknowledgement"),
+        Allowance("availability.rpo", fault, max, why, contract, before=2.0, after=0.0, closes_at="injection",
+                  judged_at="acknowledgement"),
         *unanswered_conversation(fault, max, why, contract),
     )
 

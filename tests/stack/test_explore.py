@@ -15,6 +15,7 @@ import pytest
 from stack_support import switches
 
 from resilience.checks import Validity
+from resilience.checks.model import view_of
 from resilience.cli_experiments import load_experiment
 from resilience.cluster import Cluster
 from resilience.experiment import run_experiment
@@ -51,18 +52,32 @@ def test_the_found_experiment_fails_with_the_planted_combination_and_passes_with
     # the failover's outage before it is killed, and that outage is a write in flight at the primary's death
     # or a connection opened before HAProxy follows the promotion (0.15-0.6 s): measured here, one run in two
     # spools nothing on courier-1. Up to four runs; each without a discard proves nothing either way.
+    # A discarded MO acknowledged before the kill of the primary returned is, to the verdict, a commit async
+    # replication may lose (the base experiment's documented weak spot), so only one acknowledged after it
+    # tells the planted bug apart: seen in CI, a run whose only discarded MO was sent 0.1 s before the kill.
     with switches(cluster, {"courier": {"discard_spool_on_start": True}}):
         for _attempt in range(4):
             planted = run_experiment(cluster, experiment, reports_root)
             discarded = set(DISCARDED.findall((planted.run_dir / "logs" / "courier-1.log").read_text()))
-            history = read_history(planted.run_dir / "history.jsonl")
-            acknowledged = {op.value["msg_uuid"] for op in history.operations if op.f == "mo" and op.type == OK}
-            if discarded & acknowledged:
+            telling = discarded & acknowledged_after_the_primary_stopped(planted.run_dir / "history.jsonl")
+            if telling:
                 break
-    assert discarded & acknowledged, "courier-1 discarded no acknowledged MO in 4 runs: nothing spooled at the kill"
+    assert telling, "courier-1 discarded no MO acknowledged after the primary's kill in 4 runs"
     assert planted.decision.validity is Validity.FALSE, planted.summary()
     refused = {j.finding.key for j in planted.decision.new}
     assert "inbound.lost" in refused, planted.summary()
 
     clean = run_experiment(cluster, dataclasses.replace(experiment, name="found-without-the-bug"), reports_root)
     assert clean.decision.validity is Validity.TRUE, clean.summary()
+
+
+def acknowledged_after_the_primary_stopped(history_path: Path) -> set[str]:
+    """The msg uuids of MOs acknowledged after the failover's kill of the old primary returned."""
+    view = view_of(read_history(history_path))
+    failover = next(f for f in view.faults if f.kind == "pg-failover")
+    assert failover.injected is not None, "the failover's inject did not complete"
+    return {
+        m.msg_uuid
+        for m in view.mos
+        if m.outcome == OK and m.end_time is not None and m.end_time > failover.injected and m.msg_uuid
+    }
