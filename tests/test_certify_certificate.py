@@ -21,11 +21,11 @@ from resilience.interrupts import Terminated
 
 def regression_run() -> CertifyRun:
     records = [
-        run(Phase.BASELINE, s, p99=1.0 + s / 10, refused={"outbound.duplicated": 1} if s == 1 else None)
+        run(Phase.BASELINE, s, latency=1.0 + s / 10, refused={"outbound.duplicated": 1} if s == 1 else None)
         for s in (1, 2, 3)
     ]
     records += [run(Phase.CANDIDATE, 1, validity="false", refused={"inbound.lost": 4})]
-    records += [run(Phase.CANDIDATE, s, p99=3.0 + s / 10) for s in (2, 3)]
+    records += [run(Phase.CANDIDATE, s, latency=3.0 + s / 10) for s in (2, 3)]
     records += [
         run(Phase.UPGRADE, 1, experiment="certify-upgrade"),
         run(Phase.ROLLBACK, 1, experiment="certify-rollback"),
@@ -46,7 +46,7 @@ def test_the_certificate_files_say_the_decision_first_and_name_the_regression(tm
     (experiment,) = data["experiments"]
     assert experiment["new_findings"] == {"inbound.lost": 4}
     assert experiment["gone_findings"] == {"outbound.duplicated": 1}
-    latency = next(t for t in experiment["timings"] if t["metric"] == "p99_latency_s")
+    latency = next(t for t in experiment["timings"] if t["metric"] == "latency_s")
     assert latency["current"] == [1.1, 1.2, 1.3] and latency["low"] is not None
     assert data["versions"]["candidate"]["resolved"] == {"courier": "next:1 = sha256:bb"}
     assert data["seeds"] == [1, 2] and data["command"] == "resilience certify plan.yaml"
@@ -125,14 +125,14 @@ def test_the_command_exits_with_the_decision(
 
 
 def test_junit_refuses_a_slower_candidate_on_its_latency_case_only(tmp_path: Path) -> None:
-    records = [run(Phase.BASELINE, s, p99=1.0 + s / 10) for s in (1, 2, 3)]
-    records += [run(Phase.CANDIDATE, s, p99=3.0 + s / 10) for s in (1, 2, 3)]
+    records = [run(Phase.BASELINE, s, latency=1.0 + s / 10) for s in (1, 2, 3)]
+    records += [run(Phase.CANDIDATE, s, latency=3.0 + s / 10) for s in (1, 2, 3)]
     records += [run(Phase.UPGRADE, 1), run(Phase.ROLLBACK, 1)]
     certification = certify_runs(["kill-courier"], records, plan().thresholds)
     paths = write_certificate(CertifyRun(certification, records, 1.0, {}, {}), plan(), tmp_path, "resilience certify p")
     suite = ET.fromstring(paths["junit"].read_bytes())
     failing = sorted(case.get("name", "") for case in suite.iter("testcase") if case.find("failure") is not None)
-    assert failing == ["kill-courier p99_latency_s"]
+    assert failing == ["kill-courier latency_s"]
 
 
 @pytest.mark.docker
@@ -154,11 +154,11 @@ def test_the_timeline_draws_one_run_of_each_version_with_its_fault_bands(tmp_pat
 
     build_run(tmp_path / "current")
     build_run(tmp_path / "candidate", lost_reply=True)
-    current = run(Phase.BASELINE, 5, p99=1.0)
+    current = run(Phase.BASELINE, 5, latency=1.0)
     current.run_dir = str(tmp_path / "current")
-    candidate = run(Phase.CANDIDATE, 5, p99=1.2)
+    candidate = run(Phase.CANDIDATE, 5, latency=1.2)
     candidate.run_dir = str(tmp_path / "candidate")
-    other_seed = run(Phase.CANDIDATE, 6, p99=1.2)
+    other_seed = run(Phase.CANDIDATE, 6, latency=1.2)
     certification = certify_runs(["kill-courier"], [current, other_seed, candidate], plan().thresholds)
     (comparison,) = certification.experiments
 

@@ -5,6 +5,7 @@ timings only over repeats and by the stated rule; and the phases' order, progres
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -15,29 +16,31 @@ from resilience.certify.compare import (
     bootstrap_interval,
     certify_runs,
     compare_timing,
+    record_of,
 )
 from resilience.certify.plan import Plan, Thresholds, parse_plan
+from resilience.checks import Validity
 from resilience.certify.run import Step, certify, plan_steps, progress_line
 from resilience.cluster import ROOT
 from resilience.experiment import Experiment
 from resilience.interrupts import Terminated
 from resilience.workload.runner import WorkloadConfig
 
-THRESHOLDS = Thresholds(p99_latency_growth_pct=50, rto_growth_s=5, throughput_drop_pct=10, min_repeats=3)
+THRESHOLDS = Thresholds(latency_growth_pct=50, rto_growth_s=5, throughput_drop_pct=10, min_repeats=3)
 LATENCIES = (1.0, 1.1, 0.9, 1.05, 0.95)
 
 
 def run(
     phase: Phase,
     seed: int,
-    p99: float = 1.0,
+    latency: float = 1.0,
     rto: float | None = 3.0,
     throughput: float = 4.0,
     validity: str = "true",
     refused: dict[str, int] | None = None,
     experiment: str = "kill-courier",
 ) -> RunRecord:
-    return RunRecord(phase.value, experiment, seed, validity, refused or {}, [], p99, rto, throughput)
+    return RunRecord(phase.value, experiment, seed, validity, refused or {}, [], latency, rto, throughput)
 
 
 def rolls(upgrade: str = "true", rollback: str = "true") -> list[RunRecord]:
@@ -47,9 +50,9 @@ def rolls(upgrade: str = "true", rollback: str = "true") -> list[RunRecord]:
     ]
 
 
-def clean(seeds: int = 3, candidate_p99: tuple[float, ...] = LATENCIES) -> list[RunRecord]:
-    baseline = [run(Phase.BASELINE, s, p99=LATENCIES[s]) for s in range(seeds)]
-    candidate = [run(Phase.CANDIDATE, s, p99=candidate_p99[s]) for s in range(seeds)]
+def clean(seeds: int = 3, candidate_latency: tuple[float, ...] = LATENCIES) -> list[RunRecord]:
+    baseline = [run(Phase.BASELINE, s, latency=LATENCIES[s]) for s in range(seeds)]
+    candidate = [run(Phase.CANDIDATE, s, latency=candidate_latency[s]) for s in range(seeds)]
     return baseline + candidate + rolls()
 
 
@@ -58,7 +61,7 @@ def test_a_clean_candidate_is_certified() -> None:
     assert certification.decision is Decision.CERTIFIED, certification.reasons
     (comparison,) = certification.experiments
     assert comparison.verdict == "ok" and not comparison.new_findings
-    latency = next(t for t in comparison.timings if t.metric == "p99_latency_s")
+    latency = next(t for t in comparison.timings if t.metric == "latency_s")
     assert latency.verdict == "ok" and latency.within_noise and latency.change == 0.0
 
 
@@ -98,32 +101,70 @@ def test_an_invalid_upgrade_or_rollback_is_a_regression_and_an_undecided_one_inc
 
 def test_a_slower_candidate_is_refused_on_latency_not_on_correctness() -> None:
     slower = tuple(value * 2.5 for value in LATENCIES)
-    certification = certify_runs(["kill-courier"], clean(seeds=5, candidate_p99=slower), THRESHOLDS)
+    certification = certify_runs(["kill-courier"], clean(seeds=5, candidate_latency=slower), THRESHOLDS)
     assert certification.decision is Decision.REGRESSION
     comparison = certification.experiments[0]
     assert comparison.new_findings == {}
-    latency = next(t for t in comparison.timings if t.metric == "p99_latency_s")
+    latency = next(t for t in comparison.timings if t.metric == "latency_s")
     assert latency.verdict == "regression" and latency.low is not None and latency.low > 50
     assert [r for r in certification.reasons if "refused" in r] == []
-    assert any("p99 MO→reply latency +150.0 %" in r and "regression" in r for r in certification.reasons)
+    assert any("p95 MO→reply latency +150.0 %" in r and "regression" in r for r in certification.reasons)
 
 
 def test_one_run_against_one_run_is_never_a_timing_regression() -> None:
-    records = [run(Phase.BASELINE, 0, p99=1.0), run(Phase.CANDIDATE, 0, p99=5.0), *rolls()]
+    records = [run(Phase.BASELINE, 0, latency=1.0), run(Phase.CANDIDATE, 0, latency=5.0), *rolls()]
     certification = certify_runs(["kill-courier"], records, THRESHOLDS)
     assert certification.decision is Decision.INCONCLUSIVE
-    latency = next(t for t in certification.experiments[0].timings if t.metric == "p99_latency_s")
+    latency = next(t for t in certification.experiments[0].timings if t.metric == "latency_s")
     assert latency.verdict == "inconclusive" and "1 run(s) a version" in latency.note
     # Within the threshold on one run: not tested, and it does not block.
-    small = [run(Phase.BASELINE, 0, p99=1.0), run(Phase.CANDIDATE, 0, p99=1.2), *rolls()]
+    small = [run(Phase.BASELINE, 0, latency=1.0), run(Phase.CANDIDATE, 0, latency=1.2), *rolls()]
     assert certify_runs(["kill-courier"], small, THRESHOLDS).decision is Decision.CERTIFIED
+
+
+def outcome_with_latency(p95_s: float, p99_s: float) -> SimpleNamespace:
+    """What record_of reads of an experiment's Outcome: a valid run whose latency checker saw these."""
+    phases = {"before": {"p95_s": 0.3, "p99_s": 0.4}, "during": {"p95_s": p95_s, "p99_s": p99_s}}
+    return SimpleNamespace(
+        decision=SimpleNamespace(new=[], validity=Validity.TRUE, reasons=lambda: []),
+        results=[SimpleNamespace(name="latency", details={"phases": phases}, counts={})],
+        experiment=SimpleNamespace(name="pg-failover-async", workload=WorkloadConfig(rate=4, duration=42)),
+        stats=SimpleNamespace(mo_ok=160),
+        seconds=70.0,
+        run_dir="runs/x",
+    )
+
+
+def test_a_failovers_spool_tail_in_the_p99_does_not_decide_at_the_default_p95() -> None:
+    # Measured (docs/certify.md): pg-failover-async's p99 under the fault was 6.0, 0.5 and 8.3 s on the
+    # current version and 0.6, 14.3 and 15.7 s on a candidate with the same images, as MOs courier spooled
+    # in the sub-second outage were replied after the 30 s flush or not; the third run's p95 was 0.53 s
+    # (the other p95s here are of that size, for the example). At p99 that clean candidate is inconclusive;
+    # at the default p95 it is certified, and the percentile the plan chose is the one the reason names.
+    p99s = {Phase.BASELINE: (6.0, 0.5, 8.3), Phase.CANDIDATE: (0.6, 14.3, 15.7)}
+    p95s = {Phase.BASELINE: (0.48, 0.41, 0.5), Phase.CANDIDATE: (0.45, 0.52, 0.53)}
+
+    def decide(percentile: int) -> tuple[Decision, list[str]]:
+        records = [
+            record_of(outcome_with_latency(p95s[phase][seed], p99s[phase][seed]), phase, seed, percentile)
+            for phase in (Phase.BASELINE, Phase.CANDIDATE)
+            for seed in range(3)
+        ]
+        thresholds = Thresholds(latency_percentile=percentile, rto_growth_s=5, min_repeats=3)
+        certification = certify_runs(["pg-failover-async"], records + rolls(), thresholds)
+        return certification.decision, certification.reasons
+
+    decision, reasons = decide(99)
+    assert decision is Decision.INCONCLUSIVE
+    assert any("p99 MO→reply latency" in r and "noise" in r for r in reasons), reasons
+    assert decide(95) == (Decision.CERTIFIED, [])
 
 
 def test_noise_that_straddles_the_threshold_is_inconclusive() -> None:
     # Medians 1.0 -> 1.6 (+60 %, over 50 %), but the candidate's runs spread from 0.9 to 3: noise could explain it.
     noisy = (0.9, 1.6, 3.0, 1.0, 1.7)
-    certification = certify_runs(["kill-courier"], clean(seeds=5, candidate_p99=noisy), THRESHOLDS)
-    latency = next(t for t in certification.experiments[0].timings if t.metric == "p99_latency_s")
+    certification = certify_runs(["kill-courier"], clean(seeds=5, candidate_latency=noisy), THRESHOLDS)
+    latency = next(t for t in certification.experiments[0].timings if t.metric == "latency_s")
     assert latency.change is not None and latency.change > 50
     assert latency.low is not None and latency.low < 50
     assert latency.verdict == "inconclusive"

@@ -34,7 +34,7 @@ GOOD = textwrap.dedent(
     seeds: [7, 8, 9, 10]
     upgrade: {{rate: 2, duration: 60}}
     thresholds:
-      p99_latency_growth_pct: 25
+      latency_growth_pct: 25
       rto_growth_s: 3
       min_repeats: 4
     """
@@ -63,7 +63,7 @@ def test_a_good_plan_gives_every_field() -> None:
     assert plan.workload == {"duration": 30.0}
     assert plan.seeds == (7, 8, 9, 10)
     assert (plan.upgrade.rate, plan.upgrade.duration) == (2.0, 60.0)
-    assert plan.thresholds.p99_latency_growth_pct == 25 and plan.thresholds.rto_growth_s == 3
+    assert plan.thresholds.latency_growth_pct == 25 and plan.thresholds.rto_growth_s == 3
     assert plan.thresholds.throughput_drop_pct == 10.0 and plan.thresholds.min_repeats == 4
     assert len(plan.sha256) == 64 and plan.text == GOOD
 
@@ -96,6 +96,12 @@ def test_defaults_are_the_certification_set_and_three_repeats() -> None:
         ),
         ("rto_growth_s: 3", "rto_growth_s: soon", 19, "rto_growth_s of thresholds must be a number > 0.0"),
         ("min_repeats: 4", "min_repeats: 1", 20, "min_repeats of thresholds must be an int in 2..50; got 1"),
+        (
+            "min_repeats: 4",
+            "min_repeats: 4\n  latency_percentile: 90",
+            21,
+            "latency_percentile of thresholds is 90; expected one of 50, 95, 99",
+        ),
         ("thresholds:", "threshold:", 17, "unknown key 'threshold' in the plan; expected one of"),
         ("version: 9.3.0\n  images:", "version: 9.3.0\n  imagez:", 10, "unknown key 'imagez' in candidate"),
     ],

@@ -4,6 +4,7 @@ Failing over by kill and back by partition leaves the original roles in place fo
 
 from __future__ import annotations
 
+import time
 import uuid
 from pathlib import Path
 
@@ -58,6 +59,10 @@ def test_failover_and_back(infra_run: DockerRun, nemesis: Nemesis) -> None:
         second = facts["new_primary"]
         assert facts["old_primary"] == first and second != first
         assert infra_run.state(first) == "exited"
+        # It took hold when the container died, which Docker records, inside the inject.
+        died = infra_run.exited_at(first)
+        assert died is not None and abs(time.time() - died) < 120
+        assert 0 <= facts["took_hold_after_s"] < 30
         marker = _write_through_lb(infra_run)
         assert _has(infra_run, second, marker)
         assert not _in_recovery(infra_run, second)

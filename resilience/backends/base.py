@@ -87,6 +87,12 @@ class Backend(Protocol):
         a supervisor's restart after a crash)."""
         ...
 
+    def exited_at(self, node: str) -> float | None:
+        """When the node's process last exited, in wall-clock seconds since the epoch, where the backend
+        records it (Docker's State.FinishedAt); None while it runs or where nothing records it. A failover
+        uses it to say when the old primary stopped acknowledging, which an API call's return only bounds."""
+        ...
+
     def restart_policy(self, node: str) -> str:
         """The supervisor's policy for the node in the topology's words (`always`, `on-failure:3`, `no`)."""
         ...

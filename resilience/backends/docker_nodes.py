@@ -6,6 +6,7 @@ acts on anything else. Bringing runs up and down, and reaping them, is docker.py
 
 from __future__ import annotations
 
+import datetime
 import io
 import os
 import shutil
@@ -149,6 +150,18 @@ class DockerRun:
     def started_at(self, node: str) -> str:
         """Docker's State.StartedAt (each lookup inspects the container anew)."""
         return str(self.container(node).attrs["State"]["StartedAt"])
+
+    def exited_at(self, node: str) -> float | None:
+        """Docker's State.FinishedAt (nanoseconds, read to the microsecond), while the container is not running."""
+        state = self.container(node).attrs["State"]
+        if state.get("Running"):
+            return None
+        finished = str(state.get("FinishedAt") or "")
+        try:
+            moment = datetime.datetime.fromisoformat(finished)
+        except ValueError:
+            return None
+        return moment.timestamp() if moment.year > 1 else None  # never exited: 0001-01-01T00:00:00Z
 
     def image(self, node: str) -> str:
         """The id of the image the node's container was made from."""

@@ -209,6 +209,10 @@ class HostsRun:
     def is_running(self, node: str) -> bool:
         return self.state(node) in {"running", "paused", "restarting"}
 
+    def exited_at(self, node: str) -> float | None:
+        """Not recorded in a form comparable across hosts' clocks: the kill command's return bounds it."""
+        return None
+
     def started_at(self, node: str) -> str:
         """The main process's pid and start time (clock ticks since the host booted): a new one each start."""
         facts = self.facts(node)

@@ -50,7 +50,7 @@ class RunRecord:
     validity: str  # "true" / "false" / "unknown": the experiment's decision
     refused: dict[str, int] = field(default_factory=dict)  # finding key -> how many refused (decision.new)
     reasons: list[str] = field(default_factory=list)
-    p99_latency_s: float | None = None
+    latency_s: float | None = None  # MO→reply under the fault, at the plan's percentile (p95 by default)
     rto_s: float | None = None
     throughput_per_s: float | None = None
     seconds: float = 0.0
@@ -63,7 +63,7 @@ class RunRecord:
 
 METRICS = {
     # figure: (how the candidate's growth is measured, the threshold's field, a word for it)
-    "p99_latency_s": ("relative", "p99_latency_growth_pct", "p99 MO→reply latency"),
+    "latency_s": ("relative", "latency_growth_pct", "MO→reply latency"),
     "rto_s": ("absolute", "rto_growth_s", "longest outage (RTO)"),
     "throughput_per_s": ("drop", "throughput_drop_pct", "acknowledged MOs per second"),
 }
@@ -248,6 +248,8 @@ def compare_experiment(
         if comparison.verdict == "ok":
             continue
         word = METRICS[metric][2]
+        if metric == "latency_s":
+            word = f"p{thresholds.latency_percentile} {word}"
         reasons.append(
             f"{name}: {word} {comparison.change:+.1f} {comparison.unit} "
             f"(interval {comparison.low:+.1f}..{comparison.high:+.1f}) "
@@ -313,21 +315,22 @@ def certify_runs(
     )
 
 
-def record_of(outcome: Any, phase: Phase, seed: int) -> RunRecord:
-    """A run's record from an experiment Outcome: its decision, its refused findings and its three figures."""
+def record_of(outcome: Any, phase: Phase, seed: int, percentile: int = 95) -> RunRecord:
+    """A run's record from an experiment Outcome: its decision, its refused findings and its three figures
+    (the latency at `percentile`: 50, 95 or 99)."""
     refused: Counter[str] = Counter()
     for judgement in outcome.decision.new:
         refused[judgement.finding.key] += max(1, judgement.finding.count)
     results = {result.name: result for result in outcome.results}
-    p99: float | None = None
+    latency_s: float | None = None
     latency = results.get("latency")
     if latency is not None:
         phases = latency.details.get("phases", {})
         # Under the fault when the run had one; a run without faults has only "before".
         for name in ("during", "before"):
-            value = (phases.get(name) or {}).get("p99_s")
+            value = (phases.get(name) or {}).get(f"p{percentile}_s")
             if value is not None:
-                p99 = float(value)
+                latency_s = float(value)
                 break
     rto: float | None = None
     availability = results.get("availability")
@@ -342,7 +345,7 @@ def record_of(outcome: Any, phase: Phase, seed: int) -> RunRecord:
         validity=outcome.decision.validity.value,
         refused=dict(refused),
         reasons=list(outcome.decision.reasons()),
-        p99_latency_s=p99,
+        latency_s=latency_s,
         rto_s=rto,
         throughput_per_s=throughput,
         seconds=round(outcome.seconds, 1),

@@ -37,6 +37,7 @@ class Step:
     phase: Phase
     experiment: Experiment
     seed: int
+    latency_percentile: int = 95  # the plan's: which latency the run's record keeps
 
     @property
     def version(self) -> str:
@@ -99,14 +100,16 @@ def plan_steps(plan: Plan, experiments: dict[str, Experiment]) -> list[Step]:
             base = experiments[name]
             for seed in plan.seeds:
                 workload = dataclasses.replace(base.workload, seed=seed, **plan.workload)  # type: ignore[arg-type]
-                steps.append(Step(phase, dataclasses.replace(base, workload=workload), seed))
+                steps.append(
+                    Step(phase, dataclasses.replace(base, workload=workload), seed, plan.thresholds.latency_percentile)
+                )
         return steps
 
     return [
         *fault_runs(Phase.BASELINE),
-        Step(Phase.UPGRADE, roll_experiment(plan, Phase.UPGRADE), plan.seeds[0]),
+        Step(Phase.UPGRADE, roll_experiment(plan, Phase.UPGRADE), plan.seeds[0], plan.thresholds.latency_percentile),
         *fault_runs(Phase.CANDIDATE),
-        Step(Phase.ROLLBACK, roll_experiment(plan, Phase.ROLLBACK), plan.seeds[0]),
+        Step(Phase.ROLLBACK, roll_experiment(plan, Phase.ROLLBACK), plan.seeds[0], plan.thresholds.latency_percentile),
     ]
 
 
@@ -197,10 +200,10 @@ def execute_step(cluster: object, step: Step, reports_root: Path, say: Say, verb
             refused={STEADY_STATE_BROKEN: 1},
             reasons=[str(exc)],
         )
-    record = record_of(outcome, step.phase, step.seed)
+    record = record_of(outcome, step.phase, step.seed, step.latency_percentile)
     refused = ", ".join(sorted(record.refused)) or "none refused"
     say(
-        f"    -> {record.validity} ({refused}; p99 {record.p99_latency_s} s, outage {record.rto_s} s, "
+        f"    -> {record.validity} ({refused}; p{step.latency_percentile} {record.latency_s} s, outage {record.rto_s} s, "
         f"{record.throughput_per_s} MO/s)"
     )
     return record

@@ -50,6 +50,9 @@ class NoHostsRun:
     def started_at(self, node: str) -> str:
         self._refuse(node)
 
+    def exited_at(self, node: str) -> float | None:
+        self._refuse(node)
+
     def restart_policy(self, node: str) -> str:
         self._refuse(node)
 

@@ -35,12 +35,12 @@ MINIMAL = (
 DISCARDED = re.compile(r"discard_spool_on_start: discarding spooled msg ([0-9a-f-]{36})")
 
 
-@pytest.mark.timeout(900)
+@pytest.mark.timeout(1200)
 def test_the_found_experiment_fails_with_the_planted_combination_and_passes_without_it(
     cluster: Cluster, reports_root: Path, tmp_path: Path
 ) -> None:
     candidate = Candidate(
-        episodes_of(parse_schedule(MINIMAL)), WorkloadConfig(rate=12, duration=30, seed=11, resend_attempts=0), seed=11
+        episodes_of(parse_schedule(MINIMAL)), WorkloadConfig(rate=4, duration=30, seed=11, resend_attempts=0), seed=11
     )
     name, text = found_module(
         candidate, base="pg_failover_async", target="inbound.lost", seed=11, original_faults=5, runs=30, k=2, n=3,
@@ -51,18 +51,21 @@ def test_the_found_experiment_fails_with_the_planted_combination_and_passes_with
     # Like a shrunk find, it reproduces in k of n runs, not in every one: courier-1 must have spooled an MO in
     # the failover's outage before it is killed, and that outage is a write in flight at the primary's death
     # or a connection opened before HAProxy follows the promotion (0.15-0.6 s): measured here, one run in two
-    # spools nothing on courier-1. Up to four runs; each without a discard proves nothing either way.
+    # spools nothing on courier-1. Up to six runs; each without a discard proves nothing either way.
+    # At the base experiment's rate (4): its allowances are bounded for that rate. At 12, seen here, the
+    # failover stranded 25 events in mailroom (fidelity row 9, `mailroom_event_dropped_in_outage`, max 4),
+    # so the run without the bug failed on a documented weak spot over its bound, as pg-failover-async would.
     # A discarded MO acknowledged before the kill of the primary returned is, to the verdict, a commit async
     # replication may lose (the base experiment's documented weak spot), so only one acknowledged after it
     # tells the planted bug apart: seen in CI, a run whose only discarded MO was sent 0.1 s before the kill.
     with switches(cluster, {"courier": {"discard_spool_on_start": True}}):
-        for _attempt in range(4):
+        for _attempt in range(6):
             planted = run_experiment(cluster, experiment, reports_root)
             discarded = set(DISCARDED.findall((planted.run_dir / "logs" / "courier-1.log").read_text()))
             telling = discarded & acknowledged_after_the_primary_stopped(planted.run_dir / "history.jsonl")
             if telling:
                 break
-    assert telling, "courier-1 discarded no MO acknowledged after the primary's kill in 4 runs"
+    assert telling, "courier-1 discarded no MO acknowledged after the primary's kill in 6 runs"
     assert planted.decision.validity is Validity.FALSE, planted.summary()
     refused = {j.finding.key for j in planted.decision.new}
     assert "inbound.lost" in refused, planted.summary()
