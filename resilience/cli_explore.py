@@ -43,14 +43,34 @@ def parse_repeat(text: str) -> tuple[int, int]:
     return int(match.group(1)), int(match.group(2))
 
 
+def parse_faults(words: list[str]) -> tuple[tuple[str, ...], dict[str, tuple[str, ...]]]:
+    """`kill:courier,mailroom pg-failover:kill lb-cut`: the kinds to draw from, and what each may act on."""
+    kinds: list[str] = []
+    targets: dict[str, tuple[str, ...]] = {}
+    for word in words:
+        kind, colon, rest = word.partition(":")
+        if kind not in FAULT_KINDS:
+            raise ExploreError(f"--faults: unknown kind {kind!r} in {word!r}; expected: {', '.join(FAULT_KINDS)}")
+        choices = tuple(c.strip() for c in rest.split(",") if c.strip())
+        if colon and not choices:
+            raise ExploreError(f"--faults: {word!r} names no target after the colon; expected e.g. kill:courier")
+        if kind in kinds:
+            raise ExploreError(f"--faults: {kind} is given twice; list its targets once, e.g. {kind}:a,b")
+        kinds.append(kind)
+        if choices:
+            targets[kind] = choices
+    return tuple(kinds), targets
+
+
 def settings_from(args: argparse.Namespace, base: Experiment) -> ExploreSettings:
     """The base experiment's generator and workload, with the command line's overrides."""
     generator = dict(base.generator)
     if args.faults:
-        unknown = [k for k in args.faults if k not in FAULT_KINDS]
-        if unknown:
-            raise ExploreError(f"--faults: unknown kind(s) {', '.join(unknown)}; expected: {', '.join(FAULT_KINDS)}")
-        generator["kinds"] = tuple(args.faults)
+        kinds, targets = parse_faults(args.faults)
+        generator["kinds"] = kinds
+        generator["targets"] = targets
+    if "targets" in generator:
+        generator["targets"] = {str(k): tuple(v) for k, v in dict(generator["targets"]).items()}
     if args.max_concurrent is not None:
         generator["max_concurrent"] = args.max_concurrent
     for key in ("kinds", "allow_outage"):
@@ -176,7 +196,14 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     )
     parser.add_argument("--budget", type=parse_budget, default=parse_budget("60m"), help="wall-clock budget (60m)")
     parser.add_argument("--seed", type=int, default=1, help="the exploration's seed: same seed, same schedules")
-    parser.add_argument("--faults", nargs="+", metavar="KIND", help="fault kinds to draw from (default: the base's)")
+    parser.add_argument(
+        "--faults",
+        nargs="+",
+        metavar="KIND[:TARGETS]",
+        help="fault kinds to draw from (default: the base's); KIND:a,b limits what it acts on: services for "
+        "faults on nodes, lb-cut and rolling-restart (kill:courier), the method for pg-failover and search-loss "
+        "(pg-failover:kill)",
+    )
     parser.add_argument("--max-concurrent", type=int, metavar="N", help="faults active at once (default: the base's)")
     parser.add_argument(
         "--repeat", type=parse_repeat, default=(2, 3), metavar="K/N", help="still fails = K of N fail the same (2/3)"

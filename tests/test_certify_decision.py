@@ -19,8 +19,8 @@ from resilience.certify.compare import (
     record_of,
 )
 from resilience.certify.plan import Plan, Thresholds, parse_plan
-from resilience.checks import Validity
 from resilience.certify.run import Step, certify, plan_steps, progress_line
+from resilience.checks import Validity
 from resilience.cluster import ROOT
 from resilience.experiment import Experiment
 from resilience.interrupts import Terminated

@@ -56,7 +56,20 @@ def test_chase_takes_a_checker_or_one_of_its_findings() -> None:
 
 def test_unknown_fault_kinds_are_bad_input(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["explore", "--faults", "kill", "meteor", "--budget", "10m"]) == 3
-    assert "unknown kind(s) meteor" in capsys.readouterr().err
+    assert "unknown kind 'meteor'" in capsys.readouterr().err
+
+
+def test_faults_name_their_targets_after_a_colon() -> None:
+    kinds, targets = cli_explore.parse_faults(["kill:courier,mailroom", "pg-failover:kill", "lb-cut"])
+    assert kinds == ("kill", "pg-failover", "lb-cut")
+    assert targets == {"kill": ("courier", "mailroom"), "pg-failover": ("kill",)}
+    for words, fragment in (
+        (["kill:"], "names no target after the colon"),
+        (["kill:courier", "kill:web"], "kill is given twice"),
+        (["kil:courier"], "unknown kind 'kil'"),
+    ):
+        with pytest.raises(cli_explore.ExploreError, match=fragment):
+            cli_explore.parse_faults(words)
 
 
 def test_the_found_module_is_a_ready_experiment_with_the_minimal_schedule_and_the_base_policy(tmp_path: Path) -> None:

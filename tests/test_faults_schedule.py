@@ -161,6 +161,38 @@ def test_a_whole_service_goes_down_only_when_allowed(topology: Topology) -> None
         generate_schedule(topology, 1, GeneratorSettings(allow_outage=("serch",)))
 
 
+def test_targets_aim_a_kind_at_the_services_or_method_named(topology: Topology) -> None:
+    # Exploration aimed at a combination (a courier killed while Postgres fails over by kill) draws only it.
+    settings = GeneratorSettings(
+        duration=300, kinds=("kill", "pg-failover"), targets={"kill": ("courier",), "pg-failover": ("kill",)}
+    )
+    for seed in range(10):
+        faults = generate_schedule(topology, seed, settings).faults()
+        kills = [f for f in faults if f.kind == "kill"]
+        assert kills and all(topology.node(n).service == "courier" for f in kills for n in f.targets())
+        assert all(f.method == "kill" for f in faults if f.kind == "pg-failover")  # type: ignore[attr-defined]
+    # Without targets, the same seed gives the schedule it always gave: targets draw nothing extra.
+    plain = GeneratorSettings(duration=300, kinds=("kill", "pg-failover"))
+    assert generate_schedule(topology, 5, plain).describe()["steps"] == generate_schedule(
+        topology, 5, GeneratorSettings(duration=300, kinds=("kill", "pg-failover"), targets={})
+    ).describe()["steps"]
+
+
+@pytest.mark.parametrize(
+    ("targets", "fragment"),
+    [
+        ({"kill": ("couriers",)}, "kill: topology standin-ha has no service couriers; it has"),
+        ({"pg-failover": ("promote",)}, "pg-failover: no method promote; expected: kill, partition"),
+        ({"toxic": ("redis",)}, "toxic takes no target"),
+        ({"stop": ("web",)}, "targets for stop, which is not among the kinds drawn"),
+    ],
+)
+def test_targets_that_cannot_be_aimed_are_refused(topology: Topology, targets: dict, fragment: str) -> None:
+    settings = GeneratorSettings(kinds=("kill", "pg-failover", "toxic"), targets=targets)
+    with pytest.raises(ScheduleError, match=fragment):
+        generate_schedule(topology, 1, settings)
+
+
 def test_redis_failovers_respect_sentinels_cooldown(topology: Topology) -> None:
     schedule = generate_schedule(topology, 3, GeneratorSettings(kinds=("redis-failover",), duration=300))
     spans = [

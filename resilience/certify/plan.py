@@ -541,10 +541,10 @@ def _thresholds(reader: YamlReader, top: Mapping[str, tuple[ScalarNode, Node]]) 
 __all__ = [
     "CERTIFICATION_SET",
     "KIND",
+    "LATENCY_PERCENTILES",
     "PhaseLoad",
     "Plan",
     "PlanError",
-    "LATENCY_PERCENTILES",
     "Thresholds",
     "Version",
     "load_plan",

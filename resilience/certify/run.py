@@ -203,8 +203,8 @@ def execute_step(cluster: object, step: Step, reports_root: Path, say: Say, verb
     record = record_of(outcome, step.phase, step.seed, step.latency_percentile)
     refused = ", ".join(sorted(record.refused)) or "none refused"
     say(
-        f"    -> {record.validity} ({refused}; p{step.latency_percentile} {record.latency_s} s, outage {record.rto_s} s, "
-        f"{record.throughput_per_s} MO/s)"
+        f"    -> {record.validity} ({refused}; p{step.latency_percentile} {record.latency_s} s, "
+        f"outage {record.rto_s} s, {record.throughput_per_s} MO/s)"
     )
     return record
 

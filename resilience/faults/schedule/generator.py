@@ -35,6 +35,10 @@ DEFAULT_KINDS = (
 # Roles whose nodes are interchangeable: any one of them may be killed, frozen or cut off. Stateful
 # primaries (postgres, redis) are hit through their failover faults instead.
 INTERCHANGEABLE_ROLES = ("web", "celery", "courier", "mailroom", "sentinel")
+NODE_KINDS = ("kill", "crash", "stop", "restart", "pause", "isolate", "loss", "partition")
+# What `targets` may name per kind: services (checked against the topology), or these methods.
+SERVICE_TARGETED = frozenset({*NODE_KINDS, "lb-cut", "rolling-restart"})
+METHODS: dict[str, tuple[str, ...]] = {"pg-failover": ("kill", "partition"), "search-loss": ("kill", "pause")}
 HTTP_POOLS = ("web", "courier", "mailroom")  # HAProxy's backends in front of these roles
 TOXIC_CHOICES: dict[str, Callable[[random.Random], dict[str, int]]] = {
     "latency": lambda rng: {"latency": (ms := rng.choice((100, 250, 500, 1000))), "jitter": ms // 5},
@@ -55,11 +59,29 @@ class GeneratorSettings:
     max_concurrent: int = 1
     max_down_per_service: int = 1
     allow_outage: tuple[str, ...] = ()  # services that may lose all their nodes at once
+    # kind -> what it may act on: services for the faults on nodes and for lb-cut and rolling-restart, the
+    # method for pg-failover and search-loss (`--faults kill:courier pg-failover:kill`). A kind not named
+    # here acts on anything the topology allows.
+    targets: dict[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
 
     def check(self) -> None:
         unknown = [k for k in self.kinds if k not in FAULT_KINDS]
         if unknown:
             raise ScheduleError([f"unknown fault kind(s) {', '.join(unknown)}; expected: {', '.join(FAULT_KINDS)}"])
+        problems = []
+        for kind, choices in self.targets.items():
+            if kind not in self.kinds:
+                problems.append(f"targets for {kind}, which is not among the kinds drawn ({', '.join(self.kinds)})")
+            elif kind in METHODS:
+                wrong = [c for c in choices if c not in METHODS[kind]]
+                if wrong:
+                    problems.append(f"{kind}: no method {', '.join(wrong)}; expected: {', '.join(METHODS[kind])}")
+            elif kind not in SERVICE_TARGETED:
+                problems.append(f"{kind} takes no target; targets are for {', '.join(sorted(SERVICE_TARGETED))}")
+            if not choices:
+                problems.append(f"{kind}: an empty target list")
+        if problems:
+            raise ScheduleError(problems)
         for name in ("fault_seconds", "gap_seconds"):
             low, high = getattr(self, name)
             if not 0 <= low <= high:
@@ -97,20 +119,26 @@ class _Generator:
             return replicas
         return min(self.settings.max_down_per_service, replicas - 1)
 
-    def node_candidates(self) -> list[str]:
+    def aimed(self, kind: str, services: list[str]) -> list[str]:
+        """The services among these that `targets` lets this kind act on."""
+        wanted = self.settings.targets.get(kind)
+        return services if wanted is None else [s for s in services if s in wanted]
+
+    def node_candidates(self, kind: str) -> list[str]:
         services = {
             name
             for name, s in self.topology.services.items()
             if (s.role.value in INTERCHANGEABLE_ROLES and s.replicas > 1) or self.may_lose_all(name)
         }
+        services = set(self.aimed(kind, sorted(services)))
         return [n.name for n in self.topology.nodes() if n.service in services]
 
     def build(self, kind: str, number: int) -> BaseFault | None:
         """A random fault of this kind for this topology, or None when the topology cannot take one."""
         rng = self.rng
         fault_id = f"{kind}-{number}"
-        nodes = self.node_candidates()
-        if kind in ("kill", "crash", "stop", "restart", "pause", "isolate", "loss", "partition") and not nodes:
+        nodes = self.node_candidates(kind)
+        if kind in NODE_KINDS and not nodes:
             return None
         params: dict[str, Any] = {"kind": kind, "id": fault_id}
         if kind in ("kill", "crash", "stop", "restart", "pause", "isolate"):
@@ -133,12 +161,10 @@ class _Generator:
             params.update(
                 proxy=rng.choice(("postgres", "redis")), type=toxic_type, attributes=TOXIC_CHOICES[toxic_type](rng)
             )
-        elif kind == "pg-failover":
-            params["method"] = rng.choice(("kill", "partition"))
-        elif kind == "search-loss":
-            params["method"] = rng.choice(("kill", "pause"))
+        elif kind in METHODS:
+            params["method"] = rng.choice(self.settings.targets.get(kind, METHODS[kind]))
         elif kind == "lb-cut":
-            pools = [s for s in self.services_with_role(*HTTP_POOLS)]
+            pools = self.aimed(kind, self.services_with_role(*HTTP_POOLS))
             if not pools or not self.services_with_role("lb"):
                 return None
             service = rng.choice(pools)
@@ -147,9 +173,10 @@ class _Generator:
             role = self.topology.services[service].role.value
             params.update(backend=role, servers=[] if whole else [rng.choice(servers)])
         elif kind == "rolling-restart":
-            services = [
-                s for s in self.services_with_role(*INTERCHANGEABLE_ROLES) if self.topology.services[s].replicas > 1
-            ]
+            services = self.aimed(
+                kind,
+                [s for s in self.services_with_role(*INTERCHANGEABLE_ROLES) if self.topology.services[s].replicas > 1],
+            )
             if not services:
                 return None
             params["service"] = rng.choice(services)
@@ -216,6 +243,13 @@ def generate_schedule(topology: Topology, seed: int, settings: GeneratorSettings
     unknown = [s for s in settings.allow_outage if s not in topology.services]
     if unknown:
         raise ScheduleError([f"allow_outage: topology {topology.name} has no service {', '.join(unknown)}"])
+    for kind, services in settings.targets.items():
+        missing = [s for s in services if kind in SERVICE_TARGETED and s not in topology.services]
+        if missing:
+            raise ScheduleError(
+                [f"{kind}: topology {topology.name} has no service {', '.join(missing)}; "
+                 f"it has {', '.join(sorted(topology.services))}"]
+            )  # fmt: skip
     steps = _Generator(topology, settings, random.Random(seed)).run()
     if not steps:
         raise ScheduleError(
