@@ -28,9 +28,12 @@ from resilience.workload.runner import WorkloadConfig
 pytestmark = [pytest.mark.stack, pytest.mark.outage]
 
 # What shrinking leaves of a failing nightly schedule: the failover, and the courier killed while it
-# holds the MOs it spooled in the outage (its flusher would replay them within 30 s).
+# holds the MOs it spooled in the outage (its flusher would replay them within 30 s). By partition: the
+# cut primary's sessions hang until HAProxy marks it down and shuts them (~1.5 s here), and courier spools
+# what it had in flight then; after a kill the outage is the ~0.35 s before HAProxy follows.
 MINIMAL = (
-    "at 8 pg-failover kill as failover; recover failover at 25\nat 9.5 kill courier-1 as kill-c; recover kill-c at 15\n"
+    "at 8 pg-failover partition as failover; recover failover at 25\n"
+    "at 9.5 kill courier-1 as kill-c; recover kill-c at 15\n"
 )
 DISCARDED = re.compile(r"discard_spool_on_start: discarding spooled msg ([0-9a-f-]{36})")
 
@@ -49,13 +52,12 @@ def test_the_found_experiment_fails_with_the_planted_combination_and_passes_with
     experiment = load_experiment(write_found_module(tmp_path, name, text).stem, directory=tmp_path)
 
     # Like a shrunk find, it reproduces in k of n runs, not in every one: courier-1 must have spooled an MO in
-    # the failover's outage before it is killed, and that outage is a write in flight at the primary's death
-    # or a connection opened before HAProxy follows the promotion (0.15-0.6 s): measured here, one run in two
-    # spools nothing on courier-1. Up to six runs; each without a discard proves nothing either way.
+    # the failover's outage before it is killed. Up to six runs; each without a discard proves nothing
+    # either way.
     # At the base experiment's rate (4): its allowances are bounded for that rate. At 12, seen here, the
     # failover stranded 25 events in mailroom (fidelity row 9, `mailroom_event_dropped_in_outage`, max 4),
     # so the run without the bug failed on a documented weak spot over its bound, as pg-failover-async would.
-    # A discarded MO acknowledged before the kill of the primary returned is, to the verdict, a commit async
+    # A discarded MO acknowledged before the failover took hold is, to the verdict, a commit async
     # replication may lose (the base experiment's documented weak spot), so only one acknowledged after it
     # tells the planted bug apart: seen in CI, a run whose only discarded MO was sent 0.1 s before the kill.
     with switches(cluster, {"courier": {"discard_spool_on_start": True}}):
@@ -65,7 +67,7 @@ def test_the_found_experiment_fails_with_the_planted_combination_and_passes_with
             telling = discarded & acknowledged_after_the_primary_stopped(planted.run_dir / "history.jsonl")
             if telling:
                 break
-    assert telling, "courier-1 discarded no MO acknowledged after the primary's kill in 6 runs"
+    assert telling, "courier-1 discarded no MO acknowledged after the failover took hold in 6 runs"
     assert planted.decision.validity is Validity.FALSE, planted.summary()
     refused = {j.finding.key for j in planted.decision.new}
     assert "inbound.lost" in refused, planted.summary()
@@ -75,7 +77,7 @@ def test_the_found_experiment_fails_with_the_planted_combination_and_passes_with
 
 
 def acknowledged_after_the_primary_stopped(history_path: Path) -> set[str]:
-    """The msg uuids of MOs acknowledged after the failover's kill of the old primary returned."""
+    """The msg uuids of MOs acknowledged after the failover took hold (the old primary stopped acknowledging)."""
     view = view_of(read_history(history_path))
     failover = next(f for f in view.faults if f.kind == "pg-failover")
     assert failover.injected is not None, "the failover's inject did not complete"
