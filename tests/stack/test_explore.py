@@ -28,12 +28,9 @@ from resilience.workload.runner import WorkloadConfig
 pytestmark = [pytest.mark.stack, pytest.mark.outage]
 
 # What shrinking leaves of a failing nightly schedule: the failover, and the courier killed while it
-# holds the MOs it spooled in the outage (its flusher would replay them within 30 s). By partition: the
-# cut primary's sessions hang until HAProxy marks it down and shuts them (~1.5 s here), and courier spools
-# what it had in flight then; after a kill the outage is the ~0.35 s before HAProxy follows.
+# holds the MOs it spooled in the outage (its flusher would replay them within 30 s).
 MINIMAL = (
-    "at 8 pg-failover partition as failover; recover failover at 25\n"
-    "at 9.5 kill courier-1 as kill-c; recover kill-c at 15\n"
+    "at 8 pg-failover kill as failover; recover failover at 25\nat 9.5 kill courier-1 as kill-c; recover kill-c at 15\n"
 )
 DISCARDED = re.compile(r"discard_spool_on_start: discarding spooled msg ([0-9a-f-]{36})")
 
@@ -43,7 +40,7 @@ def test_the_found_experiment_fails_with_the_planted_combination_and_passes_with
     cluster: Cluster, reports_root: Path, tmp_path: Path
 ) -> None:
     candidate = Candidate(
-        episodes_of(parse_schedule(MINIMAL)), WorkloadConfig(rate=4, duration=30, seed=11, resend_attempts=0), seed=11
+        episodes_of(parse_schedule(MINIMAL)), WorkloadConfig(rate=12, duration=30, seed=11, resend_attempts=0), seed=11
     )
     name, text = found_module(
         candidate, base="pg_failover_async", target="inbound.lost", seed=11, original_faults=5, runs=30, k=2, n=3,
@@ -52,22 +49,21 @@ def test_the_found_experiment_fails_with_the_planted_combination_and_passes_with
     experiment = load_experiment(write_found_module(tmp_path, name, text).stem, directory=tmp_path)
 
     # Like a shrunk find, it reproduces in k of n runs, not in every one: courier-1 must have spooled an MO in
-    # the failover's outage before it is killed. Up to six runs; each without a discard proves nothing
-    # either way.
-    # At the base experiment's rate (4): its allowances are bounded for that rate. At 12, seen here, the
-    # failover stranded 25 events in mailroom (fidelity row 9, `mailroom_event_dropped_in_outage`, max 4),
-    # so the run without the bug failed on a documented weak spot over its bound, as pg-failover-async would.
+    # the failover's outage (the ~0.35 s before HAProxy follows the promotion) before it is killed. At rate 12
+    # it did in 5 of 5 runs without the switch here (1 to 6 MOs, every one acknowledged after the failover
+    # took hold), and those runs were valid; at the base's rate 4 it spooled none in 2 of 2, by partition in
+    # 0 of 2. Up to four runs; each without a discard proves nothing either way.
     # A discarded MO acknowledged before the failover took hold is, to the verdict, a commit async
     # replication may lose (the base experiment's documented weak spot), so only one acknowledged after it
     # tells the planted bug apart: seen in CI, a run whose only discarded MO was sent 0.1 s before the kill.
     with switches(cluster, {"courier": {"discard_spool_on_start": True}}):
-        for _attempt in range(6):
+        for _attempt in range(4):
             planted = run_experiment(cluster, experiment, reports_root)
             discarded = set(DISCARDED.findall((planted.run_dir / "logs" / "courier-1.log").read_text()))
             telling = discarded & acknowledged_after_the_primary_stopped(planted.run_dir / "history.jsonl")
             if telling:
                 break
-    assert telling, "courier-1 discarded no MO acknowledged after the failover took hold in 6 runs"
+    assert telling, "courier-1 discarded no MO acknowledged after the failover took hold in 4 runs"
     assert planted.decision.validity is Validity.FALSE, planted.summary()
     refused = {j.finding.key for j in planted.decision.new}
     assert "inbound.lost" in refused, planted.summary()
