@@ -283,6 +283,38 @@ def test_a_dead_mailroom_s_contact_lock_excuses_that_contact_s_later_resends_but
     assert "outside every allowance window" in decision.judgements[1].rule
 
 
+def test_a_dead_mailroom_s_contact_lock_excuses_that_contact_s_stuck_run_whatever_checker_reports_it() -> None:
+    # Seen in the certification benchmark: kill-mailroom lost a contact's task at 7.9 s; its re-sends at
+    # 27.9 s and 47.9 s were excused as unhandled (the lock follows the contact), but its stuck run and
+    # session, which continuity dates at the contact's last MO (47.9 s), were refused: one effect, found by
+    # two checkers. Nothing of that contact before the chain began follows it.
+    experiment = catalogue_experiment("kill_mailroom")
+    world, _ = world_with_fault("kill", ["mailroom-1"], contacts=8, fault_at_contact=1, fault_lasts=1)
+    view = view_of(world.recorded())
+    locked = "tel:+250780000001"
+    fault_at = view.seconds(view.faults[0].start)
+    late = fault_at + 60  # after the window ([inject - 5, recover + 10])
+
+    def results(stuck_at: float) -> list[CheckResult]:
+        inbound = [Finding("inbound", "unhandled", Validity.FALSE, at_s=s, urn=locked) for s in (fault_at + 1, late)]
+        continuity = [
+            Finding("continuity", kind, Validity.FALSE, at_s=stuck_at, urn=locked)
+            for kind in ("stuck_runs", "stuck_sessions")
+        ]
+        return [
+            CheckResult.of_findings("inbound", inbound, {}, [], {}),
+            CheckResult.of_findings("continuity", continuity, {}, [], {}),
+        ]
+
+    decision = decide(experiment.policy, results(late), view)
+    assert decision.validity is Validity.TRUE, decision.reasons()
+    assert all("then tel:+250780000001 for 300 s" in j.rule for j in decision.judgements[2:])
+
+    decision = decide(experiment.policy, results(fault_at - 30), view)  # before the kill, before the chain
+    assert decision.validity is Validity.FALSE
+    assert "outside every allowance window" in decision.judgements[2].rule
+
+
 def test_an_allowance_closing_at_an_unknown_moment_is_refused() -> None:
     with pytest.raises(PolicyError, match="closes_at must be one of recovery, injection"):
         make_policy([Allowance("inbound.lost", "pg-failover", max=1, why="w", closes_at="dawn")])

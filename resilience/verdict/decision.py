@@ -93,8 +93,12 @@ def decide(policy: Policy, results: Iterable[CheckResult], view: HistoryView) ->
     seconds, end = view.seconds, view.history.end_time
     faults = view.applied_faults
     used: dict[tuple[int, str], int] = {}  # (allowance index, fault id) -> count used
-    # (allowance index, fault id, contact) -> when that contact's last finding was excused by it
-    followed: dict[tuple[int, str, str], float] = {}
+    # (weak spot, fault id, contact) -> when that contact's last finding was excused by one of the weak spot's
+    # allowances that follow the contact. A weak spot is its allowances' shared `why`: a dead mailroom's
+    # contact lock leaves the contact's MO unhandled, its re-sends unanswered and its run stuck, each a
+    # finding of another checker, and all of them one effect. Checkers are judged in order (inbound first),
+    # so the chain starts at the contact's first excused message; nothing before that start follows it.
+    followed: dict[tuple[str, str, str], tuple[float, float]] = {}  # -> (first, last) excused moment
     judgements: list[Judgement] = []
     unmet: dict[str, str] = {}
     for result in results:
@@ -125,7 +129,7 @@ def _judge(
     seconds: Any,
     end: int,
     used: dict[tuple[int, str], int],
-    followed: dict[tuple[int, str, str], float],
+    followed: dict[tuple[str, str, str], tuple[float, float]],
 ) -> Judgement:
     candidates = [
         (number, allowance)
@@ -141,12 +145,12 @@ def _judge(
                     continue
                 opens, closes = allowance.window(fault, seconds, end)
                 window = f"[{opens:.1f}, {closes:.1f}] s around {fault.kind} {fault.id}"
-                contact = (number, fault.id, finding.urn or "")
-                last = followed.get(contact) if finding.urn else None
+                contact = (allowance.why, fault.id, finding.urn or "")
+                chain = followed.get(contact) if finding.urn else None
                 moment = allowance.moment(finding.at_s, finding.acked_s)
                 if allowance.judged_at != "invocation":
                     window = f"{window} (judged at {allowance.judged_at})"
-                if last is not None and finding.at_s - last <= allowance.follows_contact_s:
+                if chain is not None and chain[0] <= finding.at_s <= chain[1] + allowance.follows_contact_s:
                     window = f"{window}, then {finding.urn} for {allowance.follows_contact_s:g} s"
                 elif moment is None or not opens <= moment <= closes:
                     outside.append(window)
@@ -157,7 +161,8 @@ def _judge(
                     continue
                 used[(number, fault.id)] = spent + finding.count
                 if finding.urn and allowance.follows_contact_s > 0:
-                    followed[contact] = finding.at_s
+                    first = chain[0] if chain is not None else finding.at_s
+                    followed[contact] = (min(first, finding.at_s), max(finding.at_s, chain[1] if chain else 0.0))
                 return Judgement(finding, Status.ALLOWED, f"{allowance.describe()} in {window}: {allowance.why}")
     if finding.severity is Validity.UNKNOWN:
         reason = policy.unknown.get(finding.key) or policy.unknown.get(finding.checker)
