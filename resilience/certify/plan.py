@@ -93,7 +93,10 @@ class PhaseLoad:
     """The workload of the rolling upgrade and rollback phases: long enough to cover every tier's roll."""
 
     rate: float = 3.0
-    duration: float = 90.0
+    # Rolling courier, mailroom and web (two nodes each) took 16.5 s here, starting 3 s in; a minute keeps
+    # both versions serving side by side under load well past it. A staging deployment whose upgrade
+    # commands take longer sets its own (`upgrade: {duration: ...}`).
+    duration: float = 60.0
     quiesce_timeout: float = 90.0
 
 
