@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from resilience.checks.model import FaultWindow
+from resilience.checks.result import Finding
 from resilience.verdict.windows import window_for
 
 CLOSES_AT = ("recovery", "injection")
@@ -89,9 +90,9 @@ class Allowance:
             return seconds(fault.start) - before, seconds(closes) + after
         return seconds(fault.start) - before, seconds(fault.until(history_end)) + after
 
-    def moment(self, finding_at_s: float | None, finding_acked_s: float | None) -> float | None:
+    def moment(self, finding: Finding) -> float | None:
         """The finding's moment this allowance's window judges."""
-        return finding_acked_s if self.judged_at == "acknowledgement" else finding_at_s
+        return finding.acked_s if self.judged_at == "acknowledgement" else finding.at_s
 
     def describe(self) -> str:
         return f"{self.key} (max {self.max} per '{self.fault}')"

@@ -147,7 +147,7 @@ def _judge(
                 window = f"[{opens:.1f}, {closes:.1f}] s around {fault.kind} {fault.id}"
                 contact = (allowance.why, fault.id, finding.urn or "")
                 chain = followed.get(contact) if finding.urn else None
-                moment = allowance.moment(finding.at_s, finding.acked_s)
+                moment = allowance.moment(finding)
                 if allowance.judged_at != "invocation":
                     window = f"{window} (judged at {allowance.judged_at})"
                 if chain is not None and chain[0] <= finding.at_s <= chain[1] + allowance.follows_contact_s:
@@ -161,8 +161,8 @@ def _judge(
                     continue
                 used[(number, fault.id)] = spent + finding.count
                 if finding.urn and allowance.follows_contact_s > 0:
-                    first = chain[0] if chain is not None else finding.at_s
-                    followed[contact] = (min(first, finding.at_s), max(finding.at_s, chain[1] if chain else 0.0))
+                    at = finding.at_s
+                    followed[contact] = (at, at) if chain is None else (min(chain[0], at), max(chain[1], at))
                 return Judgement(finding, Status.ALLOWED, f"{allowance.describe()} in {window}: {allowance.why}")
     if finding.severity is Validity.UNKNOWN:
         reason = policy.unknown.get(finding.key) or policy.unknown.get(finding.checker)
