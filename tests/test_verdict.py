@@ -130,6 +130,38 @@ def test_a_reply_lost_at_the_kill_excuses_its_conversations_cascade_but_only_nea
     assert any("outside every allowance window" in r for r in late.reasons()), late.reasons()
 
 
+@pytest.mark.parametrize("module", ["kill_courier", "kill_courier_sending"])
+def test_an_mo_handled_twice_after_a_kill_between_push_and_seen_mark_is_excused_only_at_the_kill(module: str) -> None:
+    """Seen in an exploration run: the contact's MO was sent 1.6 ms before courier-1's SIGKILL; courier-1 had
+    stored it and queued its task, and died before its seen-msgs mark, so the request retried on courier-2
+    was stored and handled again: the step answered twice. Courier v9.2.1 has that order (writeMsg marks
+    seen-msgs last). Bounded by the kill's window and by the shared maximum of a cut request."""
+    experiment = catalogue_experiment(module)
+    world = WorldBuilder()
+    world.advance(8)
+    world.inject("kill", "f1", ["courier-1"])
+    world.advance(12)
+    world.recover("f1", "kill")
+    world.advance(30)
+    history = world.recorded()
+
+    def handled_twice(at: float, times: int = 1) -> list[CheckResult]:
+        inbound = [Finding("inbound", "duplicated", Validity.FALSE, at, 1) for _ in range(times)]
+        outbound = [Finding("outbound", "duplicate_replies", Validity.FALSE, at + 0.3, 1) for _ in range(times)]
+        continuity = [Finding("continuity", "repeated", Validity.FALSE, at, 1) for _ in range(times)]
+        return [CheckResult.of_findings("inbound", inbound, {}, [], {}),
+                CheckResult.of_findings("outbound", outbound, {}, [], {}),
+                CheckResult.of_findings("continuity", continuity, {}, [], {})]  # fmt: skip
+
+    assert decide(experiment.policy, handled_twice(8.0), view_of(history)).validity is Validity.TRUE
+    late = decide(experiment.policy, handled_twice(40.0), view_of(history))
+    assert late.validity is Validity.FALSE
+    assert any("continuity.repeated" in r and "outside every allowance window" in r for r in late.reasons())
+    many = decide(experiment.policy, handled_twice(8.0, times=3), view_of(history))
+    assert many.validity is Validity.FALSE
+    assert any("over the maximum" in r and "inbound.duplicated (max 2" in r for r in many.reasons()), many.reasons()
+
+
 def test_no_weak_spot_names_one_finding_twice_for_one_fault() -> None:
     """Two allowances for one key and fault would each have their own maximum: the bound would double."""
     from resilience.verdict import weak_spots

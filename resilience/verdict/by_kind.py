@@ -15,6 +15,7 @@ from resilience.verdict.weak_spots import (
     async_replication_loss,
     courier_cut_between_insert_and_dedup,
     courier_killed_before_task_push,
+    courier_killed_between_push_and_seen_mark,
     courier_popped_batch_lost,
     database_outage_logs,
     mailroom_event_dropped_in_outage,
@@ -32,6 +33,7 @@ def _node_lost(kind: str) -> tuple[Allowance, ...]:
     return one_per_key(
         outcome_unknown_during_outage(kind, max=10),
         courier_cut_between_insert_and_dedup(kind, max=2),
+        courier_killed_between_push_and_seen_mark(kind, max=2),
         courier_killed_before_task_push(kind, max=2),
         courier_popped_batch_lost(kind, max=4),
         mailroom_task_lost(kind, max=4),

@@ -26,6 +26,25 @@ def courier_cut_between_insert_and_dedup(fault: str, max: int) -> tuple[Allowanc
     )
 
 
+def courier_killed_between_push_and_seen_mark(fault: str, max: int) -> tuple[Allowance, ...]:
+    """Courier killed after its insert and its handler-task push but before its seen-msgs mark: the request,
+    retried by HAProxy on the other courier (or re-sent by the aggregator after a 502), finds no mark, is
+    stored again and handled again, so the contact's step is answered twice."""
+    contract = (
+        "Inbound: order of work on receive (de-dup, get-or-create, insert, MULTI); courier@v9.2.1 "
+        "backends/rapidpro/msg.go writeMsg marks seen-msgs only after writeMsgToDB has queued the task"
+    )
+    why = ("courier killed after queueing the MO's task and before its seen-msgs mark: the request retried on the "
+           "other courier was stored and handled a second time")  # fmt: skip
+    handled_twice = "both rows of the MO were handled, so its flow stepped twice: " + why
+    return (
+        Allowance("inbound.duplicated", fault, max, why, contract),
+        Allowance("outbound.duplicate_replies", fault, max, handled_twice, contract),
+        Allowance("continuity.repeated", fault, max, handled_twice, contract),
+        Allowance("continuity.extra_completed_runs", fault, max, handled_twice, contract),
+    )
+
+
 def courier_killed_before_task_push(fault: str, max: int) -> tuple[Allowance, ...]:
     """Courier killed (or its Redis push failing) between its insert and the handler-task push: the MO
     stays P, and its replies never come."""
