@@ -28,7 +28,9 @@ from resilience.verdict.weak_spots import (
         *async_replication_loss("pg-failover", max=3),
         *database_outage_logs("pg-failover", max=60),
         *mailroom_post_commit_requeued("pg-failover", max=2),
-        *mailroom_event_dropped_in_outage("pg-failover", max=4),
+        # Every event that arrives while mailroom's dials hang behind HAProxy on the dead primary is dropped:
+        # 25 in about 2.1 s of load at 12 MO/s here (docs/fidelity.md row 9), so 3 s of the run's load.
+        *mailroom_event_dropped_in_outage("pg-failover", max=4, max_load_s=3),
     ],
 )
 def test_pg_failover_async(experiment):

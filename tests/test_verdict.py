@@ -4,6 +4,7 @@ snapshots judged by the catalogue's own experiments, failing before the rule and
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import msgspec
@@ -162,6 +163,45 @@ def test_an_mo_handled_twice_after_a_kill_between_push_and_seen_mark_is_excused_
     assert any("over the maximum" in r and "inbound.duplicated (max 2" in r for r in many.reasons()), many.reasons()
 
 
+def test_events_dropped_in_a_hung_dial_are_bounded_by_seconds_of_the_runs_load() -> None:
+    """pg-failover-async: mailroom drops every event that arrives while its dials hang on the dead primary,
+    so the bound is 3 s of the run's MO rate (at least 4): the limit passes, one more fails and says why."""
+    from resilience.verdict.decision import mo_rate
+
+    experiment = catalogue_experiment("pg_failover_async")
+    world = WorldBuilder()
+    for number in range(16):  # contacts texting 5 steps 0.2 s apart: about 5 MO/s
+        if number == 6:
+            world.inject("pg-failover", "f1", [])
+        if number == 9:
+            world.recover("f1", "pg-failover")
+        world.conversation(f"tel:+25078{number:07d}", f"c{number}", gap_s=0.2)
+    view = view_of(world.recorded())
+    rate = mo_rate(view)
+    assert rate > 2  # so that the load, not the floor of 4, sets the limit
+    (fault,) = view.faults
+    at = view.seconds(fault.start) + 1.0
+    limit = max(4, math.ceil(3 * rate - 1e-9))
+
+    def dropped(count: int) -> list[CheckResult]:
+        unhandled = [Finding("inbound", "unhandled", Validity.FALSE, at, 1) for _ in range(count)]
+        return [CheckResult.of_findings("inbound", unhandled, {}, [], {})]
+
+    assert decide(experiment.policy, dropped(limit), view).validity is Validity.TRUE
+    over = decide(experiment.policy, dropped(limit + 1), view)
+    assert over.validity is Validity.FALSE
+    assert any(f"inbound.unhandled (max {limit} per 'pg-failover': 3 s of {rate:.1f} MO/s" in r
+               for r in over.reasons()), over.reasons()  # fmt: skip
+
+
+def test_an_allowance_s_load_bound_grows_with_the_rate_and_never_below_its_maximum() -> None:
+    allowance = Allowance("inbound.unhandled", "pg-failover", 4, "w", max_load_s=3)
+    assert [allowance.limit(rate) for rate in (0.0, 1.0, 4.0, 12.0)] == [4, 4, 12, 36]
+    assert Allowance("inbound.unhandled", "pg-failover", 4, "w").limit(12.0) == 4
+    with pytest.raises(PolicyError, match="max_load_s must be seconds > 0"):
+        make_policy([{"key": "inbound.unhandled", "fault": "pg-failover", "max": 4, "why": "w", "max_load_s": 0}])
+
+
 def test_no_weak_spot_names_one_finding_twice_for_one_fault() -> None:
     """Two allowances for one key and fault would each have their own maximum: the bound would double."""
     from resilience.verdict import weak_spots
@@ -171,7 +211,7 @@ def test_no_weak_spot_names_one_finding_twice_for_one_fault() -> None:
         if not callable(spot) or getattr(spot, "__module__", "") != weak_spots.__name__:
             continue
         parameters = spot.__code__.co_varnames[: spot.__code__.co_argcount]
-        arguments = {"fault": "kill courier-1", "max": 2, "why": "w", "contract": "c"}
+        arguments = {"fault": "kill courier-1", "max": 2, "why": "w", "contract": "c", "max_load_s": 3}
         allowances = spot(**{p: arguments[p] for p in parameters})
         keys = [a.key for a in allowances]
         assert len(keys) == len(set(keys)), (name, sorted(k for k in keys if keys.count(k) > 1))

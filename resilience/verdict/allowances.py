@@ -11,6 +11,7 @@ Nothing else: the same finding long before the kill, a third one, or one in a ru
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -53,6 +54,10 @@ class Allowance:
     fault injected, the line logged) or "acknowledgement" (its `acked_s`: when the client got its 200), for
     effects only an acknowledgement given before the fault took hold can have. A finding without that
     moment is outside the window."""
+    max_load_s: float | None = None
+    """When given, the maximum grows with the load: the MOs the run sent in this many seconds at its mean
+    rate, rounded up, where that is more than `max`. For a mechanism that strands whatever arrives while it
+    lasts (mailroom's handler dropping every event of a hung dial), whose count is seconds times the rate."""
     follows_contact_s: float = 0.0
     """Seconds after a finding it excused during which the same contact's later findings of this kind are
     excused too, wherever the window ends (counted toward `max`): for an effect that stays with the contact,
@@ -94,12 +99,21 @@ class Allowance:
         """The finding's moment this allowance's window judges."""
         return finding.acked_s if self.judged_at == "acknowledgement" else finding.at_s
 
-    def describe(self) -> str:
-        return f"{self.key} (max {self.max} per '{self.fault}')"
+    def limit(self, mo_rate: float) -> int:
+        """The maximum per fault for a run whose MOs came at `mo_rate` per second."""
+        if not self.max_load_s:
+            return self.max
+        return max(self.max, math.ceil(self.max_load_s * mo_rate - 1e-9))
+
+    def describe(self, mo_rate: float = 0.0) -> str:
+        if not self.max_load_s:
+            return f"{self.key} (max {self.max} per '{self.fault}')"
+        return (f"{self.key} (max {self.limit(mo_rate)} per '{self.fault}': {self.max_load_s:g} s of "
+                f"{mo_rate:.1f} MO/s, at least {self.max})")  # fmt: skip
 
     def to_dict(self) -> dict[str, Any]:
         raw: dict[str, Any] = {"key": self.key, "fault": self.fault, "max": self.max, "why": self.why}
-        for name in ("contract", "before", "after"):
+        for name in ("contract", "before", "after", "max_load_s"):
             if getattr(self, name) not in (None, ""):
                 raw[name] = getattr(self, name)
         if self.follows_contact_s:
@@ -148,6 +162,11 @@ def allowance_from(raw: Allowance | Mapping[str, Any], where: str) -> Allowance:
         problems.append(f"closes_at must be one of {', '.join(CLOSES_AT)}, got {allowance.closes_at!r}")
     if allowance.judged_at not in JUDGED_AT:
         problems.append(f"judged_at must be one of {', '.join(JUDGED_AT)}, got {allowance.judged_at!r}")
+    if allowance.max_load_s is not None and (
+        not isinstance(allowance.max_load_s, int | float) or isinstance(allowance.max_load_s, bool)
+        or allowance.max_load_s <= 0
+    ):
+        problems.append(f"max_load_s must be seconds > 0, got {allowance.max_load_s!r}")
     if not isinstance(allowance.follows_contact_s, int | float) or allowance.follows_contact_s < 0:
         problems.append(f"follows_contact_s must be seconds >= 0, got {allowance.follows_contact_s!r}")
     for name in ("before", "after"):

@@ -101,6 +101,7 @@ def decide(policy: Policy, results: Iterable[CheckResult], view: HistoryView) ->
     followed: dict[tuple[str, str, str], tuple[float, float]] = {}  # -> (first, last) excused moment
     judgements: list[Judgement] = []
     unmet: dict[str, str] = {}
+    rate = mo_rate(view)
     for result in results:
         expected = policy.expected.get(result.name)
         if expected is not None:
@@ -111,11 +112,19 @@ def decide(policy: Policy, results: Iterable[CheckResult], view: HistoryView) ->
             judgements.extend(Judgement(f, status, rule) for f in result.findings)
             continue
         for finding in sorted(result.findings, key=_order):
-            judgements.append(_judge(finding, policy, faults, seconds, end, used, followed))
+            judgements.append(_judge(finding, policy, faults, seconds, end, used, followed, rate))
     violations = bool(unmet) or any(j.status is Status.VIOLATION for j in judgements)
     undecided = any(j.status is Status.UNDECLARED_UNKNOWN for j in judgements)
     validity = Validity.FALSE if violations else Validity.UNKNOWN if undecided else Validity.TRUE
     return Decision(validity, judgements, unmet, power_of(results), {r.name: r.valid for r in results})
+
+
+def mo_rate(view: HistoryView) -> float:
+    """The run's mean MO rate per second, from its first MO's invocation to its last's."""
+    times = [mo.invoke_time for mo in view.mos]
+    if len(times) < 2 or max(times) <= min(times):
+        return 0.0
+    return (len(times) - 1) / ((max(times) - min(times)) / 1e9)
 
 
 def _order(finding: Finding) -> tuple[float, int]:
@@ -130,6 +139,7 @@ def _judge(
     end: int,
     used: dict[tuple[int, str], int],
     followed: dict[tuple[str, str, str], tuple[float, float]],
+    rate: float,
 ) -> Judgement:
     candidates = [
         (number, allowance)
@@ -156,14 +166,14 @@ def _judge(
                     outside.append(window)
                     continue
                 spent = used.get((number, fault.id), 0)
-                if spent + finding.count > allowance.max:
-                    full.append(f"{allowance.describe()} in {window}: {spent} used, this adds {finding.count}")
+                if spent + finding.count > allowance.limit(rate):
+                    full.append(f"{allowance.describe(rate)} in {window}: {spent} used, this adds {finding.count}")
                     continue
                 used[(number, fault.id)] = spent + finding.count
                 if finding.urn and allowance.follows_contact_s > 0:
                     at = finding.at_s
                     followed[contact] = (at, at) if chain is None else (min(chain[0], at), max(chain[1], at))
-                return Judgement(finding, Status.ALLOWED, f"{allowance.describe()} in {window}: {allowance.why}")
+                return Judgement(finding, Status.ALLOWED, f"{allowance.describe(rate)} in {window}: {allowance.why}")
     if finding.severity is Validity.UNKNOWN:
         reason = policy.unknown.get(finding.key) or policy.unknown.get(finding.checker)
         if reason is not None:

@@ -78,17 +78,22 @@ def mailroom_task_lost(fault: str, max: int) -> tuple[Allowance, ...]:
     return tuple(replace(a, follows_contact_s=CONTACT_LOCK_S) for a in allowances)
 
 
-def mailroom_event_dropped_in_outage(fault: str, max: int) -> tuple[Allowance, ...]:
+def mailroom_event_dropped_in_outage(fault: str, max: int, max_load_s: float | None = None) -> tuple[Allowance, ...]:
     """With the database unreachable, mailroom's handler requeues a failed event and retries it at once, so
-    its 3 tries burn within the outage and the event is dropped: the MO stays P until retry_msgs (5 min)."""
+    its 3 tries burn within the outage and the event is dropped: the MO stays P until retry_msgs (5 min).
+    Every event that arrives while mailroom's dials hang is dropped, so the count grows with the load:
+    `max_load_s` bounds it by seconds of the run's MO rate (each key by the same multiple of `max`)."""
     contract = "Mailroom: a failed event goes back to the front of c:<org>:<contact> and is dropped after 3 tries"
     why = "the handler's 3 tries of the MO's event failed within the database outage; retry_msgs takes it in 5 min"
-    return (
+    allowances = (
         Allowance("inbound.unhandled", fault, max, why, contract),
         *unanswered_conversation(fault, max, why, contract),
         Allowance("continuity.stuck_runs", fault, max, why, contract),
         Allowance("continuity.stuck_sessions", fault, max, why, contract),
     )
+    if max_load_s is None:
+        return allowances
+    return tuple(replace(a, max_load_s=max_load_s * a.max / max) for a in allowances)
 
 
 def unanswered_conversation(fault: str, max: int, why: str, contract: str) -> tuple[Allowance, ...]:
@@ -131,7 +136,9 @@ def one_per_key(*mechanisms: tuple[Allowance, ...]) -> tuple[Allowance, ...]:
             merged[allowance.key] = allowance
             continue
         why = kept.why if allowance.why in kept.why else f"{kept.why}; or {allowance.why}"
-        merged[allowance.key] = replace(kept, max=max(kept.max, allowance.max), why=why)
+        loads = [a.max_load_s for a in (kept, allowance) if a.max_load_s]
+        merged[allowance.key] = replace(kept, max=max(kept.max, allowance.max), why=why,
+                                        max_load_s=max(loads) if loads else None)  # fmt: skip
     return tuple(merged.values())
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -116,6 +117,35 @@ def test_repeat_within_window_returns_first_uuid_and_writes_nothing(
     assert repeat.status_code == 200 and repeat.json()["data"][0]["msg_uuid"] == first
     assert other_text != first
     assert [str(r["uuid"]) for r in inbound_rows(db, channel)] == [first, other_text]
+
+
+def test_a_crash_after_the_task_push_and_before_the_seen_mark_stores_and_queues_the_retry_again(
+    couriers: CourierFactory, db: DB, redis_client: redis.Redis
+) -> None:
+    """Courier v9.2.1 marks seen-msgs last (writeMsg: insert, MULTI, then the mark). A courier killed in
+    between leaves no mark, so the load balancer's retry on the other courier is stored and queued again:
+    the MO is handled twice (weak_spots.courier_killed_between_push_and_seen_mark)."""
+    channel = create_channel(db, redis_client, "http://127.0.0.1:9/send")
+    first, slow_base = couriers.start({"seen_mark_delay_ms": 10_000})
+    _, base = couriers.start()
+    phone = _phone()
+    pending = ThreadPoolExecutor(1).submit(receive, slow_base, channel, phone, "cut after the push")
+
+    def queued_events() -> list[bytes]:
+        rows = [r for r in inbound_rows(db, channel) if r["text"] == "cut after the push"]
+        return redis_client.lrange(f"c:{channel.org_id}:{rows[0]['contact_id']}", 0, -1) if rows else []
+
+    wait_for(lambda: len(queued_events()) == 1, 10, "the first courier's insert and task push")
+    first.kill()  # inside the window between the push and the seen-msgs mark
+    with pytest.raises(httpx.HTTPError):
+        pending.result(timeout=10)
+
+    retried = receive(base, channel, phone, "cut after the push")
+
+    assert retried.status_code == 200
+    copies = [r for r in inbound_rows(db, channel) if r["text"] == "cut after the push"]
+    assert len(copies) == 2 and str(copies[1]["uuid"]) == retried.json()["data"][0]["msg_uuid"]
+    assert len(queued_events()) == 2  # both rows go to mailroom: the step is answered twice
 
 
 def test_seen_msgs_interval_switch_sets_the_dedup_window(

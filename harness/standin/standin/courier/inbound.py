@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import uuid
@@ -82,6 +83,7 @@ class InboundWriter:
         spool_dir: str,
         use_spool: bool,
         spool_dedup: bool,
+        seen_mark_delay_s: float = 0.0,
     ) -> None:
         self._db = db
         self._redis = redis
@@ -90,6 +92,7 @@ class InboundWriter:
         self._spool_dir = spool_dir
         self._use_spool = use_spool
         self._spool_dedup = spool_dedup
+        self._seen_mark_delay_s = seen_mark_delay_s
 
     async def check_seen(self, msg: IncomingMsg) -> None:
         """Adopt the uuid of an identical message received just before (then nothing is written)."""
@@ -123,6 +126,9 @@ class InboundWriter:
             except OSError as exc:
                 await self._record_seen(msg)
                 raise RuntimeError(f"error writing msg to spool: {exc}") from exc
+        if self._seen_mark_delay_s:
+            await asyncio.sleep(self._seen_mark_delay_s)
+        # As courier's writeMsg: the mark comes last, so a crash after the task push leaves none.
         await self._record_seen(msg)
 
     async def _record_seen(self, msg: IncomingMsg) -> None:

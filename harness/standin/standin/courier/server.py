@@ -222,6 +222,7 @@ async def serve(config: CourierConfig, switches: Switches) -> int:
         config.spool_dir,
         use_spool=bool(switches["spool"]),
         spool_dedup=bool(switches["spool_dedup"]),
+        seen_mark_delay_s=int(switches["seen_mark_delay_ms"]) / 1000,
     )
     flusher = SpoolFlusher(
         config.spool_dir, float(switches["spool_flush_s"]), int(switches["spool_delete_delay_ms"]) / 1000

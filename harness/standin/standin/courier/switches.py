@@ -36,6 +36,14 @@ DECLARED: list[Switch] = [
         "a crash between insert and delete ... replays a duplicate row.",
     ),
     Switch(
+        "seen_mark_delay_ms",
+        0,
+        "Test aid: pause between a written (and queued) inbound message and its seen-msgs mark, so a crash can "
+        "be placed in that window deterministically (v9 has the same window, a Redis round trip long).",
+        "de-dup in Redis: key seen-msgs ... (courier@v9.2.1 backends/rapidpro/msg.go writeMsg marks it last, "
+        "after the insert and the MULTI).",
+    ),
+    Switch(
         "status_batch_ms",
         500,
         "Longest time a status update waits in memory before the batch writer commits it.",
