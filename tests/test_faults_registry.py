@@ -4,7 +4,9 @@ harness SIGKILLed with faults applied leaves them to `revert_leftovers`, with or
 from __future__ import annotations
 
 import json
+import os
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -16,7 +18,7 @@ from resilience.backends.docker import DockerBackend, DockerRun
 from resilience.faults import KillFault, PauseFault, Registry, revert_leftovers
 from resilience.faults.leftovers import find_leftovers
 from resilience.faults.probes import can_connect
-from resilience.faults.registry import STATE_DIR_ENV, RegistryError, default_state_dir
+from resilience.faults.registry import STATE_DIR_ENV, RegistryError, default_state_dir, forget_vanished_runs
 
 # -------------------------------------------------------------------------------------------- the file
 
@@ -163,3 +165,39 @@ def test_cleanup_of_a_run_that_is_gone_forgets_its_faults(tmp_path: Path) -> Non
     report = revert_leftovers(DockerBackend(), "0000000000gone", state_dir=tmp_path)
     assert len(report) == 1 and "run 0000000000gone is gone" in report[0]
     assert registry.entries() == {}
+
+
+def test_the_registry_of_a_reaped_run_is_forgotten_once_its_harness_is_dead_and_only_then(tmp_path: Path) -> None:
+    """The reaper removes a SIGKILLed harness's run on the engine but cannot reach this host's registry file:
+    the next `up` or `cleanup` forgets it. Never a file of a live harness, of another host, of a run still on
+    the engine, of a hosts run (it has an origin), or one written within the grace time."""
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    host = socket.gethostname()
+
+    def record(run_id: str, owner: str, origin: dict[str, str] | None = None, age_s: float = 600) -> Path:
+        data: dict[str, object] = {"version": 1, "run_id": run_id,
+                                   "faults": {"k1": {"owner": owner, "applied": True, "description": {}}}}  # fmt: skip
+        if origin is not None:
+            data["origin"] = origin
+        path = tmp_path / f"{run_id}.json"
+        path.write_text(json.dumps(data))
+        old = path.stat().st_mtime - age_s
+        os.utime(path, (old, old))
+        return path
+
+    reaped = record("rs-reaped", f"{host}:{dead.pid}")
+    kept = [
+        record("rs-live-harness", f"{host}:{os.getpid()}"),
+        record("rs-other-host", f"elsewhere:{dead.pid}"),
+        record("rs-still-here", f"{host}:{dead.pid}"),
+        record("rs-on-hosts", f"{host}:{dead.pid}", origin={"target": "staging"}),
+        record("rs-just-written", f"{host}:{dead.pid}", age_s=0),
+    ]
+    lines: list[str] = []
+
+    forgotten = forget_vanished_runs({"rs-still-here"}, state_dir=tmp_path, grace_s=120, log=lines.append)
+
+    assert forgotten == ["rs-reaped"] and not reaped.exists()
+    assert all(path.exists() for path in kept)
+    assert lines == ["forgot the fault registry of run rs-reaped: the run is gone and so is its harness"]

@@ -3,12 +3,16 @@ ProxyCommand). The live test through a bastion is tests/test_hosts_ssh.py."""
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import paramiko
 import pytest
 
-from resilience.backends.ssh_jump import JumpConfig, proxy_command
+from resilience.backends.ssh_jump import PREFIX, JumpConfig, proxy_command
 
 
 @pytest.mark.parametrize(
@@ -73,5 +77,27 @@ def test_the_default_config_is_translated_too(tmp_path: Path, monkeypatch: pytes
     try:
         assert jump.translated
         assert paramiko.SSHConfig.from_path(jump.path or "").lookup("db-1")["proxycommand"].endswith("bastion")
+    finally:
+        jump.close()
+
+
+def test_a_copy_left_by_a_killed_harness_is_removed_and_a_live_ones_kept(tmp_path: Path) -> None:
+    """close() never runs in a SIGKILLed harness: the next harness on the host removes its copy, and only
+    copies whose writer is gone (this host's, by pid), never another live harness's or another host's."""
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    host = socket.gethostname()
+    abandoned = tmp_path / f"{PREFIX}{host}-{dead.pid}-abc.config"
+    live = tmp_path / f"{PREFIX}{host}-{os.getpid()}-def.config"
+    elsewhere = tmp_path / f"{PREFIX}other-host-{dead.pid}-ghi.config"
+    for path in (abandoned, live, elsewhere):
+        path.write_text("Host x\n")
+    path = _config(tmp_path, "Host db-1\n    ProxyJump bastion\n")
+
+    jump = JumpConfig("db-1", str(path))
+    try:
+        assert not abandoned.exists()
+        assert live.exists() and elsewhere.exists()
+        assert Path(jump.path or "").name.startswith(f"{PREFIX}{host}-{os.getpid()}-")
     finally:
         jump.close()

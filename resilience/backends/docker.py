@@ -315,12 +315,16 @@ class DockerBackend:
 
     def reap_orphans(self, log: Log = print) -> list[str]:
         """Remove runs whose owner process is gone and that were not kept on purpose."""
+        from resilience.faults.registry import forget_vanished_runs
+
         reaped = []
-        for info in self.runs():
+        runs = self.runs()
+        for info in runs:
             if info.orphaned:
                 log(f"reaping run {info.run_id}: its owner {info.owner or '?'} is gone")
                 self.down(info.run_id, log=lambda _m: None)
                 reaped.append(info.run_id)
+        forget_vanished_runs({r.run_id for r in runs if r.run_id not in reaped}, log=log)
         return reaped
 
     def cleanup(self, run_id: str | None = None, log: Log = print) -> list[str]:

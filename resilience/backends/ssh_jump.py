@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import socket
 import tempfile
 from pathlib import Path
 
@@ -43,6 +44,47 @@ def default_config() -> str | None:
     return str(path) if path.is_file() else None
 
 
+PREFIX = ".resilience-jump-"
+
+
+def _own_prefix() -> str:
+    # The writer's host and pid in the name, so that a later harness can tell a copy whose writer was
+    # SIGKILLed (close() never ran) from one another live harness is using, even in a shared home directory.
+    return f"{PREFIX}{socket.gethostname()}-{os.getpid()}-"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+def forget_abandoned_copies(directory: Path) -> list[Path]:
+    """Remove the copies in `directory` written on this host by a harness that is no longer running."""
+    removed: list[Path] = []
+    mine = f"{PREFIX}{socket.gethostname()}-"
+    try:
+        candidates = list(directory.glob(f"{PREFIX}*.config"))
+    except OSError:
+        return removed
+    for path in candidates:
+        if not path.name.startswith(mine):
+            continue
+        pid_text = path.name[len(mine) :].partition("-")[0]
+        if not pid_text.isdigit() or _alive(int(pid_text)):
+            continue
+        try:
+            path.unlink()
+        except OSError:
+            continue
+        removed.append(path)
+    return removed
+
+
 class JumpConfig:
     """The ssh_config to give testinfra for one host: the user's own, or, when it names a ProxyJump for that
     host and no ProxyCommand, a copy with the equivalent ProxyCommand first (first value wins, as in OpenSSH),
@@ -66,8 +108,9 @@ class JumpConfig:
     @staticmethod
     def _write(text: str, beside: Path) -> str:
         for directory in (beside, Path(tempfile.gettempdir())):
+            forget_abandoned_copies(directory)
             try:
-                fd, name = tempfile.mkstemp(prefix=".resilience-jump-", suffix=".config", dir=directory)
+                fd, name = tempfile.mkstemp(prefix=_own_prefix(), suffix=".config", dir=directory)
             except OSError:
                 continue
             with os.fdopen(fd, "w") as file:

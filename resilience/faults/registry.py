@@ -234,6 +234,48 @@ def revert_owned(backend: RunFinder, run_id: str, owner: str, state_dir: Path | 
     return report
 
 
+def _owner_gone(owner: object) -> bool:
+    """An entry's owner (`host:pid`) is a process of this host that no longer runs."""
+    host, _, pid = str(owner).rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def forget_vanished_runs(
+    existing: set[str], state_dir: Path | str | None = None, grace_s: float = 120.0, log: Log | None = None
+) -> list[str]:
+    """Forget the registry files of Docker runs that are gone: a run the reaper removed after its harness was
+    SIGKILLed leaves its file, since the reaper cannot reach this host. Only a file with no origin (a Docker
+    run), whose run is not among `existing` (this engine's runs), whose every fault's owner is a dead process
+    of this host, and untouched for `grace_s` (the reaper and watcher's time to act), is removed."""
+    directory = Path(state_dir) if state_dir is not None else default_state_dir()
+    forgotten: list[str] = []
+    for run_id in recorded_runs(directory):
+        if run_id in existing:
+            continue
+        registry = Registry(run_id, directory)
+        try:
+            if time.time() - registry.path.stat().st_mtime < grace_s:
+                continue
+            entries = registry.entries()
+            if registry.origin() is not None or not all(_owner_gone(e.get("owner")) for e in entries.values()):
+                continue
+        except (OSError, RegistryError):
+            continue
+        registry.discard()
+        forgotten.append(run_id)
+        if log is not None:
+            log(f"forgot the fault registry of run {run_id}: the run is gone and so is its harness")
+    return forgotten
+
+
 def revert_leftovers(
     backend: RunFinder, run_id: str, state_dir: Path | str | None = None, log: Log | None = None
 ) -> list[str]:
