@@ -74,6 +74,17 @@ def lose(snapshot: Snapshot, text: str) -> Msg:
     return row
 
 
+def courier_1_killed_at_8_s_for_12_s() -> RecordedHistory:
+    """A history with no exchanges: courier-1 killed at 8 s, recovered at 20 s, 30 s more after."""
+    world = WorldBuilder()
+    world.advance(8)
+    world.inject("kill", "f1", ["courier-1"])
+    world.advance(12)
+    world.recover("f1", "kill")
+    world.advance(30)
+    return world.recorded()
+
+
 # -- known findings are bounded to their fault -----------------------------------------------------------------
 def test_kill_courier_allows_one_duplicate_at_the_kill_but_not_twenty_seconds_before() -> None:
     experiment = catalogue_experiment("kill_courier")
@@ -108,13 +119,7 @@ def test_a_reply_lost_at_the_kill_excuses_its_conversations_cascade_but_only_nea
     re-sent, the flow ran on a reply ahead and completed. Each of those findings is the lost reply's, and
     bounded by its fault's window and maximum."""
     experiment = catalogue_experiment("kill_courier")
-    world = WorldBuilder()
-    world.advance(8)
-    world.inject("kill", "f1", ["courier-1"])
-    world.advance(12)
-    world.recover("f1", "kill")
-    world.advance(30)
-    history = world.recorded()
+    history = courier_1_killed_at_8_s_for_12_s()
 
     def cascade(at: float) -> list[CheckResult]:
         continuity = [Finding("continuity", "completed_run_replies_missing", Validity.FALSE, at - 0.1, 1),
@@ -138,13 +143,7 @@ def test_an_mo_handled_twice_after_a_kill_between_push_and_seen_mark_is_excused_
     was stored and handled again: the step answered twice. Courier v9.2.1 has that order (writeMsg marks
     seen-msgs last). Bounded by the kill's window and by the shared maximum of a cut request."""
     experiment = catalogue_experiment(module)
-    world = WorldBuilder()
-    world.advance(8)
-    world.inject("kill", "f1", ["courier-1"])
-    world.advance(12)
-    world.recover("f1", "kill")
-    world.advance(30)
-    history = world.recorded()
+    history = courier_1_killed_at_8_s_for_12_s()
 
     def handled_twice(at: float, times: int = 1) -> list[CheckResult]:
         inbound = [Finding("inbound", "duplicated", Validity.FALSE, at, 1) for _ in range(times)]

@@ -36,13 +36,7 @@ def courier_killed_between_push_and_seen_mark(fault: str, max: int) -> tuple[All
     )
     why = ("courier killed after queueing the MO's task and before its seen-msgs mark: the request retried on the "
            "other courier was stored and handled a second time")  # fmt: skip
-    handled_twice = "both rows of the MO were handled, so its flow stepped twice: " + why
-    return (
-        Allowance("inbound.duplicated", fault, max, why, contract),
-        Allowance("outbound.duplicate_replies", fault, max, handled_twice, contract),
-        Allowance("continuity.repeated", fault, max, handled_twice, contract),
-        Allowance("continuity.extra_completed_runs", fault, max, handled_twice, contract),
-    )
+    return stored_and_handled_twice(fault, max, why, contract)
 
 
 def courier_killed_before_task_push(fault: str, max: int) -> tuple[Allowance, ...]:
@@ -178,10 +172,16 @@ def sync_commit_replayed_from_spool(fault: str, max: int) -> tuple[Allowance, ..
     the message and replays it: a duplicate row (no unique constraint on msgs_msg.uuid)."""
     contract = "Inbound: Spool (no unique constraint on msgs_msg.uuid); field notes: synchronous commits hang"
     why = "a cancelled synchronous commit was already committed locally; courier spooled and replayed it"
-    handled_twice = "both rows of the replayed MO were handled, so its flow stepped twice: " + why
+    return stored_and_handled_twice(fault, max, why, contract)
+
+
+def stored_and_handled_twice(fault: str, max: int, why: str, contract: str) -> tuple[Allowance, ...]:
+    """What an MO stored twice does when both rows reach mailroom: its flow steps twice, so the contact gets
+    the step's reply twice, and a last step completes a second run."""
+    handled_twice = "both rows of the MO were handled, so its flow stepped twice: " + why
     return (
         Allowance("inbound.duplicated", fault, max, why, contract),
-        Allowance("outbound.duplicate_replies", fault, max, why, contract),
+        Allowance("outbound.duplicate_replies", fault, max, handled_twice, contract),
         Allowance("continuity.repeated", fault, max, handled_twice, contract),
         Allowance("continuity.extra_completed_runs", fault, max, handled_twice, contract),
     )
