@@ -107,7 +107,7 @@ def _down(args: argparse.Namespace) -> int:
 
 
 def _cleanup(args: argparse.Namespace) -> int:
-    from resilience.faults.registry import forget_vanished_runs, revert_leftovers
+    from resilience.faults.registry import revert_leftovers
 
     if cli_hosts.wants_deployment(args):
         return cli_hosts.cleanup(args)
@@ -138,7 +138,7 @@ def _cleanup(args: argparse.Namespace) -> int:
             revert_leftovers(backend, info.run_id)  # also forgets the run's fault registry
             backend.down(info.run_id)
         print(f"cleaned up {len(targets)} run(s): {', '.join(r.run_id for r in targets)}")
-    forget_vanished_runs({r.run_id for r in backend.runs()}, log=print)
+    backend.forget_vanished_runs(log=print)
     if spared:
         print(f"left alone {len(spared)} run(s) of others (name one with --run ID, or all with --all):")
         for line in ownership.describe(spared):

@@ -18,7 +18,14 @@ from resilience.backends.docker import DockerBackend, DockerRun
 from resilience.faults import KillFault, PauseFault, Registry, revert_leftovers
 from resilience.faults.leftovers import find_leftovers
 from resilience.faults.probes import can_connect
-from resilience.faults.registry import STATE_DIR_ENV, RegistryError, default_state_dir, forget_vanished_runs
+from resilience.faults.registry import (
+    STATE_DIR_ENV,
+    RegistryError,
+    default_state_dir,
+    forget_vanished_runs,
+    recorded_runs,
+    remember_engine,
+)
 
 # -------------------------------------------------------------------------------------------- the file
 
@@ -170,16 +177,20 @@ def test_cleanup_of_a_run_that_is_gone_forgets_its_faults(tmp_path: Path) -> Non
 def test_the_registry_of_a_reaped_run_is_forgotten_once_its_harness_is_dead_and_only_then(tmp_path: Path) -> None:
     """The reaper removes a SIGKILLed harness's run on the engine but cannot reach this host's registry file:
     the next `up` or `cleanup` forgets it. Never a file of a live harness, of another host, of a run still on
-    the engine, of a hosts run (it has an origin), or one written within the grace time."""
+    the engine, of a run on another engine, of a hosts run (it has an origin), or one written within the
+    grace time."""
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     host = socket.gethostname()
 
-    def record(run_id: str, owner: str, origin: dict[str, str] | None = None, age_s: float = 600) -> Path:
+    def record(run_id: str, owner: str, origin: dict[str, str] | None = None, age_s: float = 600,
+               engine: str | None = "engine-a") -> Path:  # fmt: skip
         data: dict[str, object] = {"version": 1, "run_id": run_id,
                                    "faults": {"k1": {"owner": owner, "applied": True, "description": {}}}}  # fmt: skip
         if origin is not None:
             data["origin"] = origin
+        if engine is not None:
+            data["engine"] = engine
         path = tmp_path / f"{run_id}.json"
         path.write_text(json.dumps(data))
         old = path.stat().st_mtime - age_s
@@ -191,13 +202,41 @@ def test_the_registry_of_a_reaped_run_is_forgotten_once_its_harness_is_dead_and_
         record("rs-live-harness", f"{host}:{os.getpid()}"),
         record("rs-other-host", f"elsewhere:{dead.pid}"),
         record("rs-still-here", f"{host}:{dead.pid}"),
-        record("rs-on-hosts", f"{host}:{dead.pid}", origin={"target": "staging"}),
+        record("rs-on-engine-b", f"{host}:{dead.pid}", engine="engine-b"),
+        record("rs-engine-unknown", f"{host}:{dead.pid}", engine=None),
+        record("rs-on-hosts", f"{host}:{dead.pid}", origin={"target": "staging"}, engine=None),
         record("rs-just-written", f"{host}:{dead.pid}", age_s=0),
     ]
     lines: list[str] = []
 
-    forgotten = forget_vanished_runs({"rs-still-here"}, state_dir=tmp_path, grace_s=120, log=lines.append)
+    forgotten = forget_vanished_runs({"rs-still-here"}, "engine-a", state_dir=tmp_path, grace_s=120, log=lines.append)
 
     assert forgotten == ["rs-reaped"] and not reaped.exists()
     assert all(path.exists() for path in kept)
     assert lines == ["forgot the fault registry of run rs-reaped: the run is gone and so is its harness"]
+    assert forget_vanished_runs(set(), "", state_dir=tmp_path, grace_s=0) == [], "no engine ID: judge nothing"
+
+
+def test_a_docker_run_s_faults_are_registered_with_its_engine(tmp_path: Path) -> None:
+    remember_engine("rs-engine-test", "engine-a")
+    registry = Registry("rs-engine-test", tmp_path)
+    registry.register(KillFault(node="courier-1", id="k1"))
+    try:
+        assert json.loads(registry.path.read_text())["engine"] == "engine-a"
+    finally:
+        registry.release("k1")
+
+
+def test_a_file_released_while_the_runs_are_listed_is_no_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A live harness unlinks its file when its last fault is recovered: listing must not trip over that."""
+    (tmp_path / "rs-gone.json").write_text("{}")
+    (tmp_path / "rs-here.json").write_text("{}")
+    real_stat = Path.stat
+
+    def vanishing(path: Path, *args: object, **kwargs: object) -> os.stat_result:
+        if path.name == "rs-gone.json":
+            raise FileNotFoundError(path)
+        return real_stat(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Path, "stat", vanishing)
+    assert recorded_runs(tmp_path) == ["rs-here"]

@@ -90,14 +90,16 @@ def test_a_copy_left_by_a_killed_harness_is_removed_and_a_live_ones_kept(tmp_pat
     abandoned = tmp_path / f"{PREFIX}{host}-{dead.pid}-abc.config"
     live = tmp_path / f"{PREFIX}{host}-{os.getpid()}-def.config"
     elsewhere = tmp_path / f"{PREFIX}other-host-{dead.pid}-ghi.config"
-    for path in (abandoned, live, elsewhere):
+    # A host whose name is this one's plus a dash and digits: its copy must not read as this host's.
+    dashed = tmp_path / f"{PREFIX}{host}-{dead.pid}-{os.getpid()}-jkl.config"
+    for path in (abandoned, live, elsewhere, dashed):
         path.write_text("Host x\n")
     path = _config(tmp_path, "Host db-1\n    ProxyJump bastion\n")
 
     jump = JumpConfig("db-1", str(path))
     try:
         assert not abandoned.exists()
-        assert live.exists() and elsewhere.exists()
+        assert live.exists() and elsewhere.exists() and dashed.exists()
         assert Path(jump.path or "").name.startswith(f"{PREFIX}{host}-{os.getpid()}-")
     finally:
         jump.close()

@@ -164,7 +164,7 @@ def test_an_mo_handled_twice_after_a_kill_between_push_and_seen_mark_is_excused_
 
 def test_events_dropped_in_a_hung_dial_are_bounded_by_seconds_of_the_runs_load() -> None:
     """pg-failover-async: mailroom drops every event that arrives while its dials hang on the dead primary,
-    so the bound is 3 s of the run's MO rate (at least 4): the limit passes, one more fails and says why."""
+    so the bound is 2.5 s of the run's MO rate (at least 4): the limit passes, one more fails and says why."""
     from resilience.verdict.decision import mo_rate
 
     experiment = catalogue_experiment("pg_failover_async")
@@ -180,7 +180,7 @@ def test_events_dropped_in_a_hung_dial_are_bounded_by_seconds_of_the_runs_load()
     assert rate > 2  # so that the load, not the floor of 4, sets the limit
     (fault,) = view.faults
     at = view.seconds(fault.start) + 1.0
-    limit = max(4, math.ceil(3 * rate - 1e-9))
+    limit = max(4, math.ceil(2.5 * rate - 1e-9))
 
     def dropped(count: int) -> list[CheckResult]:
         unhandled = [Finding("inbound", "unhandled", Validity.FALSE, at, 1) for _ in range(count)]
@@ -189,7 +189,7 @@ def test_events_dropped_in_a_hung_dial_are_bounded_by_seconds_of_the_runs_load()
     assert decide(experiment.policy, dropped(limit), view).validity is Validity.TRUE
     over = decide(experiment.policy, dropped(limit + 1), view)
     assert over.validity is Validity.FALSE
-    assert any(f"inbound.unhandled (max {limit} per 'pg-failover': 3 s of {rate:.1f} MO/s" in r
+    assert any(f"inbound.unhandled (max {limit} per 'pg-failover': 2.5 s of {rate:.1f} MO/s" in r
                for r in over.reasons()), over.reasons()  # fmt: skip
 
 
@@ -197,8 +197,9 @@ def test_an_allowance_s_load_bound_grows_with_the_rate_and_never_below_its_maxim
     allowance = Allowance("inbound.unhandled", "pg-failover", 4, "w", max_load_s=3)
     assert [allowance.limit(rate) for rate in (0.0, 1.0, 4.0, 12.0)] == [4, 4, 12, 36]
     assert Allowance("inbound.unhandled", "pg-failover", 4, "w").limit(12.0) == 4
-    with pytest.raises(PolicyError, match="max_load_s must be seconds > 0"):
-        make_policy([{"key": "inbound.unhandled", "fault": "pg-failover", "max": 4, "why": "w", "max_load_s": 0}])
+    for bad in (0, -1, float("nan"), float("inf"), True):
+        with pytest.raises(PolicyError, match="max_load_s must be seconds > 0"):
+            make_policy([{"key": "inbound.unhandled", "fault": "pg-failover", "max": 4, "why": "w", "max_load_s": bad}])
 
 
 def test_no_weak_spot_names_one_finding_twice_for_one_fault() -> None:

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import docker
@@ -143,7 +144,13 @@ class DockerBackend:
             except TopologyError as exc:
                 first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
                 raise BackendError(f"run {info.run_id}: cannot read back its topology {path}: {first}") from None
+        self._remember_engine(info.run_id)
         return DockerRun(self.client, info.run_id, topology)
+
+    def _remember_engine(self, run_id: str) -> None:
+        from resilience.faults.registry import remember_engine
+
+        remember_engine(run_id, self.engine_id)
 
     # -- lifecycle --------------------------------------------------------------------------------------
     def up(
@@ -158,6 +165,7 @@ class DockerBackend:
         """Create the network and every node in dependency waves, each wave healthy before the next."""
         self.reap_orphans(log)
         run_id = run_id or labels.new_run_id()
+        self._remember_engine(run_id)
         run = DockerRun(self.client, run_id, topology)
         common = {
             labels.RUN: run_id,
@@ -315,17 +323,33 @@ class DockerBackend:
 
     def reap_orphans(self, log: Log = print) -> list[str]:
         """Remove runs whose owner process is gone and that were not kept on purpose."""
-        from resilience.faults.registry import forget_vanished_runs
-
         reaped = []
-        runs = self.runs()
-        for info in runs:
+        for info in self.runs():
             if info.orphaned:
                 log(f"reaping run {info.run_id}: its owner {info.owner or '?'} is gone")
                 self.down(info.run_id, log=lambda _m: None)
                 reaped.append(info.run_id)
-        forget_vanished_runs({r.run_id for r in runs if r.run_id not in reaped}, log=log)
+        self.forget_vanished_runs(log)
         return reaped
+
+    @cached_property
+    def engine_id(self) -> str:
+        """The engine's own ID (`docker info`), which tells the runs of one engine from another's."""
+        try:
+            return str(self.client.info().get("ID") or "")
+        except docker.errors.DockerException:
+            return ""
+
+    def forget_vanished_runs(self, log: Log = print) -> list[str]:
+        """Forget the host-side fault registry of this engine's runs that are gone with their harness.
+        Housekeeping only: nothing it meets stops the caller."""
+        from resilience.faults.registry import forget_vanished_runs
+
+        try:
+            return forget_vanished_runs({r.run_id for r in self.runs()}, self.engine_id, log=log)
+        except Exception as exc:  # a state dir we cannot read is no reason to refuse an `up`
+            log(f"left the fault registry as it is: {type(exc).__name__}: {exc}")
+            return []
 
     def cleanup(self, run_id: str | None = None, log: Log = print) -> list[str]:
         """Remove one run, or every run carrying our label."""

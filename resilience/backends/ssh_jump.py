@@ -66,16 +66,15 @@ def _alive(pid: int) -> bool:
 def forget_abandoned_copies(directory: Path) -> list[Path]:
     """Remove the copies in `directory` written on this host by a harness that is no longer running."""
     removed: list[Path] = []
-    mine = f"{PREFIX}{socket.gethostname()}-"
     try:
         candidates = list(directory.glob(f"{PREFIX}*.config"))
     except OSError:
         return removed
     for path in candidates:
-        if not path.name.startswith(mine):
-            continue
-        pid_text = path.name[len(mine) :].partition("-")[0]
-        if not pid_text.isdigit() or _alive(int(pid_text)):
+        # HOST-PID-RANDOM, read from the right: a host name may hold dashes, mkstemp's random part never does.
+        host, _, rest = path.name[len(PREFIX) : -len(".config")].rpartition("-")
+        host, _, pid_text = host.rpartition("-")
+        if host != socket.gethostname() or not pid_text.isdigit() or not rest or _alive(int(pid_text)):
             continue
         try:
             path.unlink()
@@ -107,8 +106,10 @@ class JumpConfig:
 
     @staticmethod
     def _write(text: str, beside: Path) -> str:
-        for directory in (beside, Path(tempfile.gettempdir())):
+        directories = (beside, Path(tempfile.gettempdir()))
+        for directory in directories:
             forget_abandoned_copies(directory)
+        for directory in directories:
             try:
                 fd, name = tempfile.mkstemp(prefix=_own_prefix(), suffix=".config", dir=directory)
             except OSError:

@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from resilience.backends import labels
 from resilience.backends.base import BackendError
 from resilience.faults.base import Fault, FaultError, FaultSpecError, fault_from_description
 from resilience.faults.leftovers import remove_leftovers
@@ -42,6 +43,15 @@ Log = Callable[[str], None]
 
 # run id -> where the run is (e.g. {"backend": "hosts", "hosts_file": ..., "target": ...}), for this process's runs
 _ORIGINS: dict[str, dict[str, Any]] = {}
+# run id -> the ID of the Docker engine the run is on, for this process's Docker runs
+_ENGINES: dict[str, str] = {}
+
+
+def remember_engine(run_id: str, engine_id: str) -> None:
+    """Record, with every fault this process registers for the Docker run `run_id`, which engine holds it: the
+    state dir is the user's, shared by every engine they use, and only that engine can say the run is gone."""
+    if engine_id:
+        _ENGINES[run_id] = engine_id
 
 
 def remember_origin(run_id: str, origin: dict[str, Any]) -> None:
@@ -127,6 +137,8 @@ class Registry:
                 )
             if self.run_id in _ORIGINS:
                 data["origin"] = _ORIGINS[self.run_id]
+            if self.run_id in _ENGINES:
+                data["engine"] = _ENGINES[self.run_id]
             data["faults"][fault.id] = {
                 "registered": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                 "owner": f"{socket.gethostname()}:{os.getpid()}",
@@ -176,8 +188,13 @@ class Registry:
 def recorded_runs(state_dir: Path | str | None = None) -> list[str]:
     """The ids of every run with a registry file (active faults) in the state dir, oldest file first."""
     directory = Path(state_dir) if state_dir is not None else default_state_dir()
-    files = sorted(directory.glob("*.json"), key=lambda p: p.stat().st_mtime) if directory.is_dir() else []
-    return [path.stem for path in files if not path.name.startswith(".")]
+    dated: list[tuple[float, str]] = []
+    for path in directory.glob("*.json") if directory.is_dir() else []:
+        try:
+            dated.append((path.stat().st_mtime, path.stem))
+        except FileNotFoundError:  # released meanwhile by its harness: its last fault was recovered
+            continue
+    return [stem for _, stem in sorted(dated) if not stem.startswith(".")]
 
 
 def revert_recorded(run: Backend, registry: Registry, note: Log) -> list[str]:
@@ -236,40 +253,42 @@ def revert_owned(backend: RunFinder, run_id: str, owner: str, state_dir: Path | 
 
 def _owner_gone(owner: object) -> bool:
     """An entry's owner (`host:pid`) is a process of this host that no longer runs."""
-    host, _, pid = str(owner).rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
+    return isinstance(owner, str) and owner.rpartition(":")[2].isdigit() and not labels.owner_alive(owner)
 
 
 def forget_vanished_runs(
-    existing: set[str], state_dir: Path | str | None = None, grace_s: float = 120.0, log: Log | None = None
+    existing: set[str],
+    engine_id: str,
+    state_dir: Path | str | None = None,
+    grace_s: float = 120.0,
+    log: Log | None = None,
 ) -> list[str]:
     """Forget the registry files of Docker runs that are gone: a run the reaper removed after its harness was
-    SIGKILLed leaves its file, since the reaper cannot reach this host. Only a file with no origin (a Docker
-    run), whose run is not among `existing` (this engine's runs), whose every fault's owner is a dead process
-    of this host, and untouched for `grace_s` (the reaper and watcher's time to act), is removed."""
+    SIGKILLed leaves its file, since the reaper cannot reach this host. A file is removed only when all hold:
+    it names engine `engine_id` (so a run on another engine of this user is never judged by this one), its
+    run is not among `existing` (that engine's runs), it has no hosts origin, every fault's owner is a dead
+    process of this host, and it was last written `grace_s` ago or more (the reaper and watcher's time)."""
     directory = Path(state_dir) if state_dir is not None else default_state_dir()
     forgotten: list[str] = []
+    if not engine_id:
+        return forgotten
     for run_id in recorded_runs(directory):
         if run_id in existing:
             continue
         registry = Registry(run_id, directory)
         try:
-            if time.time() - registry.path.stat().st_mtime < grace_s:
-                continue
-            entries = registry.entries()
-            if registry.origin() is not None or not all(_owner_gone(e.get("owner")) for e in entries.values()):
-                continue
+            with registry._locked():
+                if time.time() - registry.path.stat().st_mtime < grace_s:
+                    continue
+                data = registry._read()
+                entries = data["faults"].values()
+                if data.get("engine") != engine_id or data.get("origin") is not None or not entries:
+                    continue
+                if not all(_owner_gone(entry.get("owner")) for entry in entries):
+                    continue
+                registry.path.unlink()
         except (OSError, RegistryError):
             continue
-        registry.discard()
         forgotten.append(run_id)
         if log is not None:
             log(f"forgot the fault registry of run {run_id}: the run is gone and so is its harness")

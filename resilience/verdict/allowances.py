@@ -164,7 +164,7 @@ def allowance_from(raw: Allowance | Mapping[str, Any], where: str) -> Allowance:
         problems.append(f"judged_at must be one of {', '.join(JUDGED_AT)}, got {allowance.judged_at!r}")
     if allowance.max_load_s is not None and (
         not isinstance(allowance.max_load_s, int | float) or isinstance(allowance.max_load_s, bool)
-        or allowance.max_load_s <= 0
+        or not math.isfinite(allowance.max_load_s) or allowance.max_load_s <= 0
     ):
         problems.append(f"max_load_s must be seconds > 0, got {allowance.max_load_s!r}")
     if not isinstance(allowance.follows_contact_s, int | float) or allowance.follows_contact_s < 0:

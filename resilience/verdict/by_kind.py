@@ -63,7 +63,7 @@ WEAK_SPOTS_BY_KIND: dict[str, Callable[[str], tuple[Allowance, ...]]] = {
         async_replication_loss(kind, max=3),
         database_outage_logs(kind, max=60),
         mailroom_post_commit_requeued(kind, max=2),
-        mailroom_event_dropped_in_outage(kind, max=4, max_load_s=3),
+        mailroom_event_dropped_in_outage(kind, max=4, max_load_s=2.5),
     ),
     "redis-failover": lambda kind: one_per_key(
         mailroom_push_failed(kind, max=6),

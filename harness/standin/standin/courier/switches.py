@@ -38,8 +38,8 @@ DECLARED: list[Switch] = [
     Switch(
         "seen_mark_delay_ms",
         0,
-        "Test aid: pause between a written (and queued) inbound message and its seen-msgs mark, so a crash can "
-        "be placed in that window deterministically (v9 has the same window, a Redis round trip long).",
+        "Test aid: pause between a written (and queued) or spooled inbound message and its seen-msgs mark, so a "
+        "crash can be placed in that window deterministically (v9 has the same window, a Redis round trip long).",
         "de-dup in Redis: key seen-msgs ... (courier@v9.2.1 backends/rapidpro/msg.go writeMsg marks it last, "
         "after the insert and the MULTI).",
     ),
