@@ -21,7 +21,15 @@ def _certify(args: argparse.Namespace) -> int:
     from resilience.certify.certificate import new_certificate_dir, write_certificate
     from resilience.certify.compare import Decision
     from resilience.certify.plan import PlanError, load_plan
-    from resilience.certify.run import CertifyError, DeploymentWorld, DockerWorld, World, certify, plan_steps
+    from resilience.certify.run import (
+        CertificationInterrupted,
+        CertifyError,
+        DeploymentWorld,
+        DockerWorld,
+        World,
+        certify,
+        plan_steps,
+    )
     from resilience.cli_experiments import load_experiment
 
     try:
@@ -62,6 +70,8 @@ def _certify(args: argparse.Namespace) -> int:
         out_dir.rmdir()  # nothing ran: no certificate, and no empty directory that looks like one
         print(f"resilience certify: {exc}", file=sys.stderr)
         return ExitCode.BAD_INPUT
+    except CertificationInterrupted as stopped:
+        result = stopped.run  # its certificate says what was done before the interruption
     tail = [f"--report-dir {shlex.quote(args.report_dir)}"] if args.report_dir != "reports" else []
     command = " ".join(["resilience", "certify", shlex.quote(str(args.plan)), *tail])
     paths = write_certificate(result, plan, out_dir, command)

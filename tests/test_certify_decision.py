@@ -19,7 +19,7 @@ from resilience.certify.compare import (
     record_of,
 )
 from resilience.certify.plan import Plan, Thresholds, parse_plan
-from resilience.certify.run import Step, certify, plan_steps, progress_line
+from resilience.certify.run import CertificationInterrupted, Step, certify, plan_steps, progress_line
 from resilience.checks import Validity
 from resilience.cluster import ROOT
 from resilience.experiment import Experiment
@@ -272,7 +272,11 @@ def test_an_interrupted_certification_closes_the_world_and_says_so(
     the_plan = plan()
     world = FakeWorld(stop_at=3, interrupt=interrupt)
     lines: list[str] = []
-    result = certify(the_plan, steps_of(the_plan), world, tmp_path, lines.append)
+    # Still an interrupt for whoever called it (a pytest session stops), carrying the partial certificate.
+    with pytest.raises(CertificationInterrupted) as stopped:
+        certify(the_plan, steps_of(the_plan), world, tmp_path, lines.append)
+    assert isinstance(stopped.value, KeyboardInterrupt)
+    result = stopped.value.run
     assert len(world.executed) == 3
     assert world.closed == [True]
     certification = result.certification

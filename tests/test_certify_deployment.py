@@ -84,8 +84,9 @@ def test_stopped_on_the_candidate_it_moves_every_node_back(
         return inner(*args)  # type: ignore[arg-type]
 
     monkeypatch.setattr(certify_run, "execute_step", stop_after_the_upgrade)
-    result = certify(deployment.plan, steps, deployment, tmp_path / "runs", lambda _line: None)
-    assert result.certification.decision is Decision.INTERRUPTED
+    with pytest.raises(certify_run.CertificationInterrupted) as stopped:
+        certify(deployment.plan, steps, deployment, tmp_path / "runs", lambda _line: None)
+    assert stopped.value.run.certification.decision is Decision.INTERRUPTED
     assert apt_gets(fake)[-2:] == [
         ("app-1", "apt-get install -y courier=9.2.1"),
         ("app-2", "apt-get install -y courier=9.2.1"),

@@ -144,9 +144,19 @@ class CertifyRun:
     versions: dict[str, dict[str, str]]
 
 
+class CertificationInterrupted(KeyboardInterrupt):
+    """^C or SIGTERM stopped a certification. The world is closed (faults reverted, cluster down) and `run`
+    holds the certificate of what was done, which says it was interrupted. A KeyboardInterrupt, so that a
+    caller that does not look for it (a pytest session, a script) stops as it would on ^C."""
+
+    def __init__(self, run: CertifyRun) -> None:
+        super().__init__(f"certification interrupted by {run.certification.interrupted}")
+        self.run = run
+
+
 def certify(plan: Plan, steps: list[Step], world: World, reports_root: Path, say: Say) -> CertifyRun:
-    """Run every step through `world` and decide; ^C or SIGTERM stops at once, the world closes (faults
-    reverted, cluster down) and the certification says it was interrupted."""
+    """Run every step through `world` and decide. ^C or SIGTERM stops at once: the world closes and
+    CertificationInterrupted carries the interrupted certificate (the CLI writes it and exits 130/143)."""
     started = time.monotonic()
     records: list[RunRecord] = []
     phase_seconds: dict[str, float] = {}
@@ -178,7 +188,10 @@ def certify(plan: Plan, steps: list[Step], world: World, reports_root: Path, say
     finally:
         world.close(interrupted=bool(interrupted))
     certification = certify_runs(plan.experiments, records, plan.thresholds, interrupted, crashed)
-    return CertifyRun(certification, records, time.monotonic() - started, phase_seconds, versions)
+    result = CertifyRun(certification, records, time.monotonic() - started, phase_seconds, versions)
+    if interrupted:
+        raise CertificationInterrupted(result)
+    return result
 
 
 def execute_step(cluster: object, step: Step, reports_root: Path, say: Say, verbose: bool) -> RunRecord:
