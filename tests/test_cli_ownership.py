@@ -121,12 +121,17 @@ def test_cleanup_selection() -> None:
 class FakeBackend:
     def __init__(self) -> None:
         self.removed: list[str] = []
+        self.registry_tidied = 0
 
     def runs(self) -> list[RunInfo]:
         return [r for r in RUNS if r.run_id not in self.removed]
 
     def down(self, run_id: str, log: object = None) -> None:
         self.removed.append(run_id)
+
+    def forget_vanished_runs(self, log: object = None) -> list[str]:
+        self.registry_tidied += 1
+        return []
 
 
 @pytest.fixture
@@ -168,6 +173,7 @@ def test_cleanup_removes_only_the_callers_runs_and_names_the_rest(
 ) -> None:
     assert main(["cleanup"]) == 0
     assert fake.removed == ["old-mine", "new-mine"]
+    assert fake.registry_tidied == 1, "a reaped run's host-side fault registry is forgotten too"
     out = capsys.readouterr().out
     before, after = out.split("cleaned up 2 run(s): old-mine, new-mine")
     assert before.startswith("removing 2 run(s):") and "old-mine" in before and "new-mine" in before
