@@ -202,6 +202,29 @@ def test_an_allowance_s_load_bound_grows_with_the_rate_and_never_below_its_maxim
             make_policy([{"key": "inbound.unhandled", "fault": "pg-failover", "max": 4, "why": "w", "max_load_s": bad}])
 
 
+def test_an_mo_hung_by_the_redis_partition_and_stored_twice_is_excused_only_at_the_partition() -> None:
+    """CI rehearsal, partition-app-redis: an MO sent at the black hole's first instant was inserted by
+    courier-1, hung in its task push before the seen-msgs mark, and HAProxy's retry on courier-2 stored it
+    again after the heal (rows 4543 and 4736, both handled; the client got no answer). Bounded by the
+    partition's window and a maximum of 2."""
+    experiment = catalogue_experiment("partition_app_redis")
+    world = WorldBuilder()
+    world.advance(8)
+    world.inject("toxic", "t1", ["redis"])  # the allowance names the toxic by what it acts on
+    world.advance(8)
+    world.recover("t1", "toxic")
+    world.advance(100)
+    view = view_of(world.recorded())
+
+    def stored_twice(at: float, times: int = 1) -> list[CheckResult]:
+        inbound = [Finding("inbound", "duplicated", Validity.FALSE, at, 1) for _ in range(times)]
+        return [CheckResult.of_findings("inbound", inbound, {}, [], {})]
+
+    assert decide(experiment.policy, stored_twice(8.1), view).validity is Validity.TRUE
+    assert decide(experiment.policy, stored_twice(2.0), view).validity is Validity.FALSE
+    assert decide(experiment.policy, stored_twice(8.1, times=3), view).validity is Validity.FALSE
+
+
 def test_no_weak_spot_names_one_finding_twice_for_one_fault() -> None:
     """Two allowances for one key and fault would each have their own maximum: the bound would double."""
     from resilience.verdict import weak_spots

@@ -39,6 +39,20 @@ def courier_killed_between_push_and_seen_mark(fault: str, max: int) -> tuple[All
     return stored_and_handled_twice(fault, max, why, contract)
 
 
+def courier_request_hung_before_seen_mark(fault: str, max: int) -> tuple[Allowance, ...]:
+    """A request caught by a Redis black hole after courier's insert, hung in its task push (v9.2's Redis
+    calls have no read timeout) before the seen-msgs mark: HAProxy's retry on the response timeout (or the
+    aggregator's own, after its timeout) reached the other courier, whose de-dup found no mark once Redis
+    answered again, so the MO was stored and handled twice; its client never got an answer."""
+    contract = (
+        "v9.2 specifics: Redis without a read timeout; Inbound: order of work on receive (courier@v9.2.1 "
+        "backends/rapidpro/msg.go writeMsg marks seen-msgs only after writeMsgToDB has queued the task)"
+    )
+    why = ("a request hung in courier's task push by the Redis black hole, before its seen-msgs mark, was retried "
+           "on the other courier, which stored it again once Redis answered")  # fmt: skip
+    return stored_and_handled_twice(fault, max, why, contract)
+
+
 def courier_killed_before_task_push(fault: str, max: int) -> tuple[Allowance, ...]:
     """Courier killed (or its Redis push failing) between its insert and the handler-task push: the MO
     stays P, and its replies never come."""
