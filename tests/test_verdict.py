@@ -74,14 +74,14 @@ def lose(snapshot: Snapshot, text: str) -> Msg:
     return row
 
 
-def courier_1_killed_at_8_s_for_12_s() -> RecordedHistory:
-    """A history with no exchanges: courier-1 killed at 8 s, recovered at 20 s, 30 s more after."""
+def courier_1_killed(at_s: float = 8, for_s: float = 12, then_s: float = 30) -> RecordedHistory:
+    """A history with no exchanges: courier-1 killed at `at_s`, recovered `for_s` later, `then_s` more after."""
     world = WorldBuilder()
-    world.advance(8)
+    world.advance(at_s)
     world.inject("kill", "f1", ["courier-1"])
-    world.advance(12)
+    world.advance(for_s)
     world.recover("f1", "kill")
-    world.advance(30)
+    world.advance(then_s)
     return world.recorded()
 
 
@@ -119,7 +119,7 @@ def test_a_reply_lost_at_the_kill_excuses_its_conversations_cascade_but_only_nea
     re-sent, the flow ran on a reply ahead and completed. Each of those findings is the lost reply's, and
     bounded by its fault's window and maximum."""
     experiment = catalogue_experiment("kill_courier")
-    history = courier_1_killed_at_8_s_for_12_s()
+    history = courier_1_killed()
 
     def cascade(at: float) -> list[CheckResult]:
         continuity = [Finding("continuity", "completed_run_replies_missing", Validity.FALSE, at - 0.1, 1),
@@ -143,7 +143,7 @@ def test_an_mo_handled_twice_after_a_kill_between_push_and_seen_mark_is_excused_
     was stored and handled again: the step answered twice. Courier v9.2.1 has that order (writeMsg marks
     seen-msgs last). Bounded by the kill's window and by the shared maximum of a cut request."""
     experiment = catalogue_experiment(module)
-    history = courier_1_killed_at_8_s_for_12_s()
+    history = courier_1_killed()
 
     def handled_twice(at: float, times: int = 1) -> list[CheckResult]:
         inbound = [Finding("inbound", "duplicated", Validity.FALSE, at, 1) for _ in range(times)]
@@ -564,13 +564,7 @@ finding_times = st.lists(st.tuples(st.floats(0, 60, allow_nan=False), st.integer
 def test_a_finding_outside_its_window_or_over_the_maximum_fails(
     times: list[tuple[float, int]], maximum: int, before: float, after: float
 ) -> None:
-    world = WorldBuilder()
-    world.advance(20)
-    world.inject("kill", "f1", ["courier-1"])
-    world.advance(10)
-    world.recover("f1", "kill")
-    world.advance(40)
-    history = world.recorded()
+    history = courier_1_killed(at_s=20, for_s=10, then_s=40)
     view = view_of(history)
     (fault,) = view.faults
     opens, closes = view.seconds(fault.start) - before, view.seconds(fault.until(history.end_time)) + after

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import paramiko
 
+from resilience.backends.labels import owner_alive
+
 
 def _hop_argv(hop: str) -> list[str]:
     """`[user@]host[:port]` as the arguments that make `ssh` dial it."""
@@ -53,16 +55,6 @@ def _own_prefix() -> str:
     return f"{PREFIX}{socket.gethostname()}-{os.getpid()}-"
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's live process
-        return True
-    return True
-
-
 def forget_abandoned_copies(directory: Path) -> list[Path]:
     """Remove the copies in `directory` written on this host by a harness that is no longer running."""
     removed: list[Path] = []
@@ -74,7 +66,7 @@ def forget_abandoned_copies(directory: Path) -> list[Path]:
         # HOST-PID-RANDOM, read from the right: a host name may hold dashes, mkstemp's random part never does.
         host, _, rest = path.name[len(PREFIX) : -len(".config")].rpartition("-")
         host, _, pid_text = host.rpartition("-")
-        if host != socket.gethostname() or not pid_text.isdigit() or not rest or _alive(int(pid_text)):
+        if host != socket.gethostname() or not pid_text.isdigit() or not rest or owner_alive(f"{host}:{pid_text}"):
             continue
         try:
             path.unlink()

@@ -11,7 +11,12 @@ from dataclasses import replace
 
 from resilience.verdict.allowances import Allowance
 
-CONTACT_LOCK_S = 300.0  # mailroom's contact lock expires after 5 minutes (contracts: Mailroom)
+CONTACT_LOCK_S = 300.0
+# Why a cut request can be stored twice: courier writes its de-dup mark last.
+SEEN_MARK_LAST = (
+    "Inbound: order of work on receive (de-dup, get-or-create, insert, MULTI); courier@v9.2.1 "
+    "backends/rapidpro/msg.go writeMsg marks seen-msgs only after writeMsgToDB has queued the task"
+)  # mailroom's contact lock expires after 5 minutes (contracts: Mailroom)
 
 
 def courier_cut_between_insert_and_dedup(fault: str, max: int) -> tuple[Allowance, ...]:
@@ -30,10 +35,7 @@ def courier_killed_between_push_and_seen_mark(fault: str, max: int) -> tuple[All
     """Courier killed after its insert and its handler-task push but before its seen-msgs mark: the request,
     retried by HAProxy on the other courier (or re-sent by the aggregator after a 502), finds no mark, is
     stored again and handled again, so the contact's step is answered twice."""
-    contract = (
-        "Inbound: order of work on receive (de-dup, get-or-create, insert, MULTI); courier@v9.2.1 "
-        "backends/rapidpro/msg.go writeMsg marks seen-msgs only after writeMsgToDB has queued the task"
-    )
+    contract = SEEN_MARK_LAST
     why = ("courier killed after queueing the MO's task and before its seen-msgs mark: the request retried on the "
            "other courier was stored and handled a second time")  # fmt: skip
     return stored_and_handled_twice(fault, max, why, contract)
@@ -44,10 +46,7 @@ def courier_request_hung_before_seen_mark(fault: str, max: int) -> tuple[Allowan
     calls have no read timeout) before the seen-msgs mark: HAProxy's retry on the response timeout (or the
     aggregator's own, after its timeout) reached the other courier, whose de-dup found no mark once Redis
     answered again, so the MO was stored and handled twice; its client never got an answer."""
-    contract = (
-        "v9.2 specifics: Redis without a read timeout; Inbound: order of work on receive (courier@v9.2.1 "
-        "backends/rapidpro/msg.go writeMsg marks seen-msgs only after writeMsgToDB has queued the task)"
-    )
+    contract = f"v9.2 specifics: Redis without a read timeout; {SEEN_MARK_LAST}"
     why = ("a request hung in courier's task push by the Redis black hole, before its seen-msgs mark, was retried "
            "on the other courier, which stored it again once Redis answered")  # fmt: skip
     return stored_and_handled_twice(fault, max, why, contract)
